@@ -1,0 +1,505 @@
+"""Run a layer's real ``__main__.py`` under the Pulumi mock runtime.
+
+No Pulumi CLI, no provider plugins, no AWS credentials: the program runs in
+this Python process against a mock resource monitor. Every resource the program
+registers is recorded (type, logical name, inputs, provider, region, options)
+and answered by a *backend*:
+
+- ``SyntheticBackend`` (this module) returns plausible identifiers, ARNs and
+  endpoints, for unit tests and ``make plan``;
+- the rehearsal's backend creates the resource in an AWS API emulator and
+  returns the emulator's real identifiers (``offline/rehearse``).
+
+Stack references resolve to the outputs an upstream layer actually exported in
+the same run (``run_all``), or to outputs a test supplies.
+
+Records keep inputs under their wire (camelCase) names, exactly as a CrossGuard
+policy sees them, so the same policy rules check both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from shared.config import DictSource, load_common
+from shared.contract import LAYERS, PROJECTS, stack_reference_name
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = REPO_ROOT / "stacks"
+# An account ID from the AWS documentation's example range; never a real account.
+OFFLINE_ACCOUNT_ID = "111122223333"
+PROVIDER_TYPE = "pulumi:providers:aws"
+STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+
+
+@dataclass
+class ResourceRecord:
+    """One registered resource, as the engine would have seen it."""
+
+    layer: str
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    custom: bool
+    provider_urn: str | None = None
+    region: str | None = None
+    default_tags: dict[str, str] = field(default_factory=dict)
+    parent_urn: str | None = None
+    protect: bool = False
+    retain_on_delete: bool = False
+    id: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_tags(self) -> dict[str, str]:
+        """What AWS ends up with: provider default tags overlaid by resource tags."""
+        tags = dict(self.default_tags)
+        tags.update(self.inputs.get("tags") or {})
+        return tags
+
+
+@dataclass
+class LayerRun:
+    layer: str
+    project: str
+    stack: str
+    resources: list[ResourceRecord]
+    exports: dict[str, Any]
+    secret_exports: set[str]
+    invokes: list[tuple[str, dict[str, Any], str | None]]
+
+    def of_type(self, type_: str) -> list[ResourceRecord]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name_contains: str = "") -> ResourceRecord:
+        matches = [r for r in self.of_type(type_) if name_contains in r.name]
+        if len(matches) != 1:
+            raise AssertionError(
+                f"expected exactly one {type_} named like {name_contains!r} in {self.layer}, "
+                f"found {[r.name for r in matches]}"
+            )
+        return matches[0]
+
+    def by_urn(self, urn: str) -> ResourceRecord:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise KeyError(urn)
+
+
+class Backend(Protocol):
+    """Answers resource registrations and invokes for the mock runtime."""
+
+    def create(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
+        """Return the physical id and the full output state (wire names)."""
+
+    def call(self, token: str, args: dict[str, Any], region: str | None) -> dict[str, Any]:
+        """Return the result of an invoke (wire names)."""
+
+
+def _short_hash(*parts: str, length: int = 17) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+class SyntheticBackend:
+    """Plausible outputs for every resource and invoke the layers use."""
+
+    def __init__(self, account_id: str = OFFLINE_ACCOUNT_ID,
+                 master_secret: Mapping[str, str] | None = None):
+        self.account_id = account_id
+        self.master_secret = dict(master_secret or {
+            "username": "dbadmin", "password": "offline-plan-placeholder-password",
+        })
+
+    # ---------------------------------------------------------------- resources
+    def create(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
+        inputs = record.inputs
+        region = record.region or "offline-region-1"
+        acct = self.account_id
+        h = _short_hash(record.type, record.name)
+        token = record.type
+        out: dict[str, Any] = dict(inputs)
+        name = inputs.get("name") or inputs.get("identifier") or record.name
+        rid = f"{h}"
+
+        def arn(service: str, resource: str, reg: str = region, account: str = acct) -> str:
+            return f"arn:aws:{service}:{reg}:{account}:{resource}"
+
+        if token == "aws:rds/instance:Instance":
+            ident = inputs.get("identifier") or record.name
+            rid = ident
+            out.update(
+                identifier=ident,
+                arn=arn("rds", f"db:{ident}"),
+                address=f"{ident}.c{h[:12]}.{region}.rds.amazonaws.com",
+                port=inputs.get("port") or 5432,
+                resourceId=f"db-{h.upper()}",
+                engine=inputs.get("engine") or "postgres",
+                status="available",
+            )
+            out["endpoint"] = f"{out['address']}:{out['port']}"
+        elif token in ("aws:rds/subnetGroup:SubnetGroup", "aws:rds/parameterGroup:ParameterGroup",
+                       "aws:rds/eventSubscription:EventSubscription"):
+            kind = {"SubnetGroup": "subgrp", "ParameterGroup": "pg",
+                    "EventSubscription": "es"}[token.rsplit(":", 1)[1]]
+            rid = name
+            out.update(name=name, arn=arn("rds", f"{kind}:{name}"))
+        elif token == "aws:kms/key:Key":
+            rid = str(uuid.UUID(hashlib.md5(h.encode()).hexdigest()))
+            out.update(keyId=rid, arn=arn("kms", f"key/{rid}"))
+        elif token == "aws:kms/alias:Alias":
+            rid = name
+            out.update(arn=arn("kms", name), targetKeyArn=arn("kms", f"key/{inputs.get('targetKeyId')}"))
+        elif token == "aws:sns/topic:Topic":
+            rid = arn("sns", name)
+            out.update(name=name, arn=rid)
+        elif token == "aws:sns/topicSubscription:TopicSubscription":
+            rid = f"{inputs.get('topic')}:{uuid.UUID(hashlib.md5(h.encode()).hexdigest())}"
+            out.update(arn=rid)
+        elif token == "aws:iam/role:Role":
+            rid = name
+            out.update(name=name, arn=f"arn:aws:iam::{acct}:role/{name}", uniqueId=f"AROA{h.upper()}")
+        elif token == "aws:iam/policy:Policy":
+            rid = f"arn:aws:iam::{acct}:policy/{name}"
+            out.update(name=name, arn=rid)
+        elif token == "aws:lambda/function:Function":
+            rid = name
+            fn_arn = arn("lambda", f"function:{name}")
+            out.update(
+                name=name, arn=fn_arn, qualifiedArn=f"{fn_arn}:$LATEST", version="$LATEST",
+                invokeArn=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{fn_arn}/invocations",
+            )
+        elif token == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            rid = name
+            out.update(name=name, arn=arn("cloudwatch", f"alarm:{name}"))
+        elif token == "aws:cloudwatch/logGroup:LogGroup":
+            rid = name
+            out.update(name=name, arn=arn("logs", f"log-group:{name}"))
+        elif token == "aws:cloudwatch/eventRule:EventRule":
+            rid = name
+            out.update(name=name, arn=arn("events", f"rule/{name}"))
+        elif token == "aws:cloudwatch/dashboard:Dashboard":
+            rid = inputs.get("dashboardName") or name
+            out.update(dashboardArn=f"arn:aws:cloudwatch::{acct}:dashboard/{rid}")
+        elif token == "aws:route53/zone:Zone":
+            rid = f"Z{h.upper()[:13]}"
+            out.update(zoneId=rid, arn=f"arn:aws:route53:::hostedzone/{rid}",
+                       nameServers=[f"ns-{i}.awsdns.example" for i in range(4)])
+        elif token == "aws:route53/healthCheck:HealthCheck":
+            rid = str(uuid.UUID(hashlib.md5(h.encode()).hexdigest()))
+            out.update(arn=f"arn:aws:route53:::healthcheck/{rid}")
+        elif token == "aws:route53/record:Record":
+            rid = f"{inputs.get('zoneId')}_{inputs.get('name')}_{inputs.get('type')}"
+            out.update(fqdn=inputs.get("name"))
+        elif token == "aws:ec2/vpc:Vpc":
+            rid = f"vpc-{h}"
+            out.update(arn=arn("ec2", f"vpc/{rid}"), defaultSecurityGroupId=f"sg-{h[::-1]}",
+                       defaultNetworkAclId=f"acl-{h}", mainRouteTableId=f"rtb-{h}")
+        elif token == "aws:ec2/subnet:Subnet":
+            rid = f"subnet-{h}"
+            out.update(arn=arn("ec2", f"subnet/{rid}"))
+        elif token in ("aws:ec2/securityGroup:SecurityGroup",
+                       "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"):
+            rid = f"sg-{h}"
+            out.update(arn=arn("ec2", f"security-group/{rid}"))
+        elif token.startswith("random:"):
+            out.update(hex=h[:16], b64Url=h[:11], b64Std=h[:11] + "=", dec=str(int(h[:12], 16)),
+                       result=h[: int(inputs.get("length") or 8)])
+        else:
+            service = token.split(":")[1].split("/")[0]
+            resource = token.rsplit(":", 1)[1].lower()
+            out.setdefault("arn", arn(service, f"{resource}/{rid}"))
+        out.setdefault("id", rid)
+        return rid, out
+
+    # ---------------------------------------------------------------- invokes
+    def call(self, token: str, args: dict[str, Any], region: str | None) -> dict[str, Any]:
+        region = region or "offline-region-1"
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{region}{z}" for z in "abcdef"]
+            return {"id": region, "names": names,
+                    "zoneIds": [f"{region[:3]}{region[-1]}-az{i + 1}" for i in range(6)],
+                    "groupNames": [region]}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"id": self.account_id, "accountId": self.account_id,
+                    "arn": f"arn:aws:iam::{self.account_id}:user/offline",
+                    "userId": "AIDAOFFLINE"}
+        if token == "aws:index/getRegion:getRegion":
+            return {"id": region, "name": region, "region": region,
+                    "endpoint": f"ec2.{region}.amazonaws.com", "description": region}
+        if token == "aws:index/getPartition:getPartition":
+            return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com",
+                    "reverseDnsPrefix": "com.amazonaws"}
+        if token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            secret_id = args.get("secretId")
+            return {"id": f"{secret_id}|AWSCURRENT", "secretId": secret_id,
+                    "arn": self._secret_arn(secret_id, region),
+                    "secretString": json.dumps(self.master_secret),
+                    "versionId": "offline", "versionStages": ["AWSCURRENT"]}
+        if token == "aws:secretsmanager/getSecret:getSecret":
+            name = args.get("name") or args.get("arn")
+            return {"id": self._secret_arn(name, region), "arn": self._secret_arn(name, region),
+                    "name": name}
+        if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            return {"id": "offline", "json": policy_document_json(args)}
+        raise NotImplementedError(
+            f"the offline harness does not answer invoke {token}; teach SyntheticBackend.call"
+        )
+
+    def _secret_arn(self, secret_id: str | None, region: str) -> str:
+        if secret_id and secret_id.startswith("arn:"):
+            return secret_id
+        return f"arn:aws:secretsmanager:{region}:{self.account_id}:secret:{secret_id}-AbCdEf"
+
+
+def policy_document_json(args: Mapping[str, Any]) -> str:
+    """Render getPolicyDocument arguments the way the provider does."""
+    statements = []
+    for st in args.get("statements") or []:
+        out: dict[str, Any] = {"Effect": st.get("effect") or "Allow"}
+        if st.get("sid"):
+            out["Sid"] = st["sid"]
+        if st.get("actions"):
+            out["Action"] = st["actions"]
+        if st.get("resources"):
+            out["Resource"] = st["resources"]
+        for principals in st.get("principals") or []:
+            out.setdefault("Principal", {})[principals["type"]] = principals["identifiers"]
+        for cond in st.get("conditions") or []:
+            out.setdefault("Condition", {}).setdefault(cond["test"], {})[cond["variable"]] = (
+                cond["values"]
+            )
+        statements.append(out)
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _decode(value: Any) -> Any:
+    """Provider inputs arrive JSON-encoded; resource inputs arrive as values."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class _Mocks(pulumi_mocks.Mocks):
+    def __init__(self, recorder: _Recorder):
+        self.recorder = recorder
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        return self.recorder.new_resource(args)
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        return self.recorder.call(args)
+
+
+class _Recorder:
+    """Turns mock-runtime callbacks into records and backend calls."""
+
+    def __init__(self, layer: str, backend: Backend, upstream: Mapping[str, Mapping[str, Any]]):
+        self.layer = layer
+        self.backend = backend
+        self.upstream = upstream
+        self.records: list[ResourceRecord] = []
+        self.providers: dict[str, ResourceRecord] = {}  # provider URN -> record
+        self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
+        self._pending_options: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _provider(self, ref: str | None) -> ResourceRecord | None:
+        if not ref:
+            return None
+        # A provider reference is "<provider URN>::<provider id>".
+        return self.providers.get(ref.rsplit("::", 1)[0])
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        options = self._pending_options.pop((args.typ, args.name), {})
+        record = ResourceRecord(
+            layer=self.layer, type=args.typ, name=args.name, urn=options.get("urn", ""),
+            inputs=dict(args.inputs), custom=bool(args.custom),
+            parent_urn=options.get("parent") or None,
+            protect=options.get("protect", False),
+            retain_on_delete=options.get("retain_on_delete", False),
+        )
+        if args.typ == STACK_REFERENCE_TYPE:
+            ref_name = args.inputs.get("name") or args.name
+            outputs = dict(self.upstream.get(ref_name, {}))
+            record.id = ref_name
+            record.outputs = {"name": ref_name, "outputs": outputs, "secretOutputNames": []}
+            self.records.append(record)
+            return ref_name, record.outputs
+        if args.typ == PROVIDER_TYPE:
+            record.region = _decode(args.inputs.get("region"))
+            tags = _decode(args.inputs.get("defaultTags")) or {}
+            record.default_tags = dict(tags.get("tags") or {})
+            record.inputs = {k: _decode(v) for k, v in args.inputs.items()}
+            record.id = f"provider-{_short_hash(args.name, length=8)}"
+            record.outputs = dict(record.inputs)
+            self.providers[record.urn] = record
+            self.records.append(record)
+            return record.id, record.outputs
+        provider = self._provider(args.provider)
+        if provider is not None:
+            record.provider_urn = provider.urn
+            record.region = provider.region
+            record.default_tags = provider.default_tags
+        if not args.custom:
+            record.id = ""
+            self.records.append(record)
+            return "", {}
+        record.id, record.outputs = self.backend.create(record)
+        self.records.append(record)
+        return record.id, record.outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        provider = self._provider(args.provider)
+        region = provider.region if provider else None
+        self.invokes.append((args.token, dict(args.args), region))
+        return self.backend.call(args.token, dict(args.args), region)
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Keeps the resource options the plain mock monitor drops (parent, protect...)."""
+
+    def __init__(self, mocks: _Mocks, recorder: _Recorder):
+        super().__init__(mocks)
+        self.recorder = recorder
+
+    def RegisterResource(self, request):
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.recorder._pending_options[(request.type, request.name)] = {
+            "urn": urn,
+            "parent": request.parent,
+            "protect": bool(getattr(request, "protect", False)),
+            "retain_on_delete": bool(getattr(request, "retainOnDelete", False)),
+        }
+        return super().RegisterResource(request)
+
+    def ReadResource(self, request):
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.recorder._pending_options[(request.type, request.name)] = {
+            "urn": urn, "parent": request.parent,
+        }
+        return super().ReadResource(request)
+
+
+def layer_dir(layer: str) -> Path:
+    return STACKS_DIR / layer
+
+
+def _config_map(project: str, config: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in config.items():
+        if value is None:
+            continue
+        full = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, bool):
+            out[full] = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            out[full] = json.dumps(value)
+        else:
+            out[full] = str(value)
+    return out
+
+
+def run_layer(
+    layer: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    stack: str = "dev",
+    organization: str = "organization",
+    upstream: Mapping[str, Mapping[str, Any]] | None = None,
+    backend: Backend | None = None,
+    preview: bool = False,
+) -> LayerRun:
+    """Run ``stacks/<layer>/__main__.py`` under mocks and return what it did.
+
+    ``upstream`` maps stack-reference names (``org/project/stack``) to outputs.
+    Exceptions raised by the program (for example a ``ConfigError``) propagate.
+    """
+    if layer not in PROJECTS:
+        raise ValueError(f"unknown layer {layer!r}")
+    project = PROJECTS[layer]
+    recorder = _Recorder(layer, backend or SyntheticBackend(), upstream or {})
+    mocks = _Mocks(recorder)
+    monitor = _RecordingMonitor(mocks, recorder)
+
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,
+                             monitor=monitor, organization=organization)
+    pulumi.runtime.set_all_config(_config_map(project, config or {}), [])
+
+    program_dir = layer_dir(layer)
+    before = set(sys.modules)
+    sys.path.insert(0, str(program_dir))
+    try:
+        def program() -> None:
+            runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
+
+        _sync_await(run_pulumi_func(program))
+        root = pulumi_settings.get_root_resource()
+        exports, secrets = _resolve_exports(getattr(root, "outputs", {}))
+    finally:
+        sys.path.remove(str(program_dir))
+        # Layers may use module names another layer uses too; forget them.
+        for name in set(sys.modules) - before:
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None) or ""
+            if path.startswith(str(program_dir)):
+                del sys.modules[name]
+    return LayerRun(layer, project, stack, recorder.records, exports, secrets, recorder.invokes)
+
+
+def _resolve_exports(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    resolved: dict[str, Any] = {}
+    secrets: set[str] = set()
+
+    async def resolve_all() -> None:
+        for key, value in outputs.items():
+            out = pulumi.Output.from_input(value)
+            resolved[key] = await out.future()
+            if await out.is_secret():
+                secrets.add(key)
+
+    _sync_await(resolve_all())
+    return resolved, secrets
+
+
+def run_all(
+    config: Mapping[str, Any] | None = None,
+    *,
+    stack: str = "dev",
+    organization: str = "organization",
+    layer_config: Mapping[str, Mapping[str, Any]] | None = None,
+    backend: Backend | None = None,
+    layers: Iterable[str] = LAYERS,
+) -> dict[str, LayerRun]:
+    """Run the layers in dependency order, each seeing the others' real exports."""
+    backend = backend or SyntheticBackend()
+    runs: dict[str, LayerRun] = {}
+    upstream: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        merged = {**(config or {}), **((layer_config or {}).get(layer) or {})}
+        run = run_layer(layer, merged, stack=stack, organization=organization,
+                        upstream=upstream, backend=backend)
+        runs[layer] = run
+        common = load_common(DictSource(merged, stack=stack, organization=organization))
+        upstream[stack_reference_name(common, layer)] = run.exports
+    return runs

@@ -1,0 +1,591 @@
+"""Typed, validated settings for every layer, read once from Pulumi config.
+
+Each layer calls ``load_<layer>_settings()`` first thing in its ``__main__.py``.
+All validation happens there, before any resource is registered: a bad value
+raises ``ConfigError`` naming the key and the rule it broke, and nothing is
+created. The rules are plain functions over a ``ConfigSource`` so tests can
+exercise every rule with a dictionary and no Pulumi runtime.
+
+Keys live in each project's own namespace (``pulumi config set <key> ...``),
+except the primary region, which is the provider's ``aws:region``. Defaults are
+documented in each layer's ``Pulumi.yaml`` and in the README; an empty string
+means "derive the default" for keys whose default depends on the suffix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from shared import naming
+
+T = TypeVar("T")
+
+DEFAULT_PRIMARY_REGION = "us-east-1"
+DEFAULT_SECONDARY_REGION = "us-west-2"
+DEFAULT_PROJECT_TAG = "rds-multi-region-failover"
+
+# CloudWatch Logs accepts only these retention values (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+    2192, 2557, 2922, 3288, 3653,
+)
+# RDS enhanced monitoring intervals (MonitoringInterval); 0 would turn it off.
+MONITORING_INTERVALS = (1, 5, 10, 15, 30, 60)
+# Major versions RDS for PostgreSQL offers under standard support (release calendar).
+SUPPORTED_PG_MAJOR_VERSIONS = ("14", "15", "16", "17")
+AUTOMATION_MODES = ("automatic", "manual", "dry-run")
+
+_SUFFIX_RE = re.compile(r"^[a-z0-9-]+$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DAY_TIME = r"(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d"
+_TIME = r"([01]\d|2[0-3]):[0-5]\d"
+_BACKUP_WINDOW_RE = re.compile(rf"^{_TIME}-{_TIME}$")
+_MAINTENANCE_WINDOW_RE = re.compile(rf"^{_DAY_TIME}-{_DAY_TIME}$")
+_SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:.+$")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(ValueError):
+    """A config value broke a rule; the message names the key and the rule."""
+
+    def __init__(self, key: str, rule: str, value: object = None):
+        self.key = key
+        self.rule = rule
+        shown = "" if value is None else f" (got {value!r})"
+        super().__init__(f"config '{key}': {rule}{shown}")
+
+
+class ConfigSource(Protocol):
+    """Where raw values come from: Pulumi config in a program, a dict in tests."""
+
+    def get(self, key: str) -> str | None:
+        """The raw value of ``key`` (``aws:region`` style keys for other namespaces)."""
+
+    @property
+    def stack(self) -> str: ...
+
+    @property
+    def organization(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DictSource:
+    """A ConfigSource over a plain mapping; used by tests and the offline plan."""
+
+    values: Mapping[str, object] = field(default_factory=dict)
+    stack: str = "dev"
+    organization: str = "organization"
+
+    def get(self, key: str) -> str | None:
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+
+class PulumiSource:
+    """A ConfigSource over the running program's Pulumi config."""
+
+    def __init__(self) -> None:
+        import pulumi
+
+        self._project = pulumi.Config()
+        self._pulumi = pulumi
+        self._namespaces: dict[str, pulumi.Config] = {}
+
+    def get(self, key: str) -> str | None:
+        if ":" in key:
+            namespace, _, name = key.partition(":")
+            cfg = self._namespaces.setdefault(namespace, self._pulumi.Config(namespace))
+            return cfg.get(name)
+        return self._project.get(key)
+
+    @property
+    def stack(self) -> str:
+        return self._pulumi.get_stack()
+
+    @property
+    def organization(self) -> str:
+        return self._pulumi.get_organization()
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _raw(source: ConfigSource, key: str) -> str | None:
+    value = source.get(key)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _string(source: ConfigSource, key: str, default: str) -> str:
+    value = _raw(source, key)
+    return default if value is None else value
+
+
+def _integer(source: ConfigSource, key: str, default: int, low: int, high: int) -> int:
+    raw = _raw(source, key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, "must be a whole number", raw) from None
+    if not low <= value <= high:
+        raise ConfigError(key, f"must be between {low} and {high}", value)
+    return value
+
+
+def _boolean(source: ConfigSource, key: str, default: bool) -> bool:
+    raw = _raw(source, key)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0"):
+        return False
+    raise ConfigError(key, "must be true or false", raw)
+
+
+def _choice(source: ConfigSource, key: str, default: T, choices: tuple[T, ...],
+            convert: Callable[[str], T] = str) -> T:  # type: ignore[assignment]
+    raw = _raw(source, key)
+    if raw is None:
+        return default
+    try:
+        value = convert(raw)
+    except ValueError:
+        value = None  # type: ignore[assignment]
+    if value not in choices:
+        raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}", raw)
+    return value
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def validate_suffix(key: str, suffix: str) -> str:
+    if not suffix:
+        raise ConfigError(key, "must not be empty")
+    if not _SUFFIX_RE.match(suffix):
+        raise ConfigError(
+            key, "may contain only lower-case letters, digits and hyphens", suffix
+        )
+    if suffix.startswith("-") or suffix.endswith("-") or "--" in suffix:
+        # RDS identifiers may not end with a hyphen or contain two in a row.
+        raise ConfigError(
+            key, "must not start or end with a hyphen or contain two hyphens in a row", suffix
+        )
+    limit = naming.max_suffix_length()
+    if len(suffix) > limit:
+        tight = naming.tightest_name()
+        raise ConfigError(
+            key,
+            f"must be at most {limit} characters so '{tight.base}-<suffix>' fits the "
+            f"{tight.kind.limit}-character limit of an AWS {tight.kind.name.lower()} name",
+            suffix,
+        )
+    return suffix
+
+
+def validate_region(key: str, region: str) -> str:
+    if not _REGION_RE.match(region):
+        raise ConfigError(key, "must be an AWS region code such as eu-west-1", region)
+    return region
+
+
+def validate_cidr(key: str, cidr: str) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as exc:
+        raise ConfigError(key, f"must be an IPv4 network in CIDR notation ({exc})", cidr) from None
+    # A VPC block must be /16 to /28; this project carves at least two /24-sized
+    # (or smaller) subnets, which needs a /22 or larger block to be useful.
+    if not 16 <= network.prefixlen <= 22:
+        raise ConfigError(key, "must have a prefix length between /16 and /22", cidr)
+    if not network.is_private:
+        raise ConfigError(key, "must be a private (RFC 1918) range", cidr)
+    return network
+
+
+def _parse_minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _window_minutes(key: str, window: str, weekly: bool) -> list[tuple[int, int]]:
+    """Minute intervals (within a week) covered by a window, wrapping split in two."""
+    start, end = window.split("-")
+    if weekly:
+        sd, st = start.split(":", 1)
+        ed, et = end.split(":", 1)
+        begin = _DAYS.index(sd) * 1440 + _parse_minutes(st)
+        finish = _DAYS.index(ed) * 1440 + _parse_minutes(et)
+        period = 7 * 1440
+    else:
+        begin, finish = _parse_minutes(start), _parse_minutes(end)
+        period = 1440
+    length = (finish - begin) % period
+    if length < 30:
+        # Both RDS windows must be at least 30 minutes long.
+        raise ConfigError(key, "must be at least 30 minutes long", window)
+    if weekly:
+        return _split(begin, length, period)
+    # A daily window recurs on every day of the week.
+    return [iv for day in range(7) for iv in _split(day * 1440 + begin, length, 7 * 1440)]
+
+
+def _split(begin: int, length: int, period: int) -> list[tuple[int, int]]:
+    begin %= period
+    end = begin + length
+    if end <= period:
+        return [(begin, end)]
+    return [(begin, period), (0, end - period)]
+
+
+def validate_windows(backup_window: str, maintenance_window: str) -> None:
+    if not _BACKUP_WINDOW_RE.match(backup_window):
+        raise ConfigError("backupWindow", "must look like hh24:mi-hh24:mi in UTC", backup_window)
+    if not _MAINTENANCE_WINDOW_RE.match(maintenance_window):
+        raise ConfigError(
+            "maintenanceWindow", "must look like ddd:hh24:mi-ddd:hh24:mi in UTC",
+            maintenance_window,
+        )
+    backup = _window_minutes("backupWindow", backup_window, weekly=False)
+    maintenance = _window_minutes("maintenanceWindow", maintenance_window, weekly=True)
+    for b0, b1 in backup:
+        for m0, m1 in maintenance:
+            if b0 < m1 and m0 < b1:
+                # RDS rejects overlapping windows at CreateDBInstance time.
+                raise ConfigError(
+                    "maintenanceWindow",
+                    f"must not overlap backupWindow ({backup_window})",
+                    maintenance_window,
+                )
+
+
+def validate_log_retention(key: str, days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            key, f"must be a CloudWatch Logs retention value ({', '.join(map(str, LOG_RETENTION_DAYS))})",
+            days,
+        )
+    return days
+
+
+def validate_instance_class(key: str, value: str) -> str:
+    if not _INSTANCE_CLASS_RE.match(value):
+        raise ConfigError(key, "must be an RDS instance class such as db.m6g.large", value)
+    if value.startswith(("db.t2.", "db.m1.", "db.m2.", "db.m3.", "db.r3.")):
+        raise ConfigError(key, "is a previous-generation class RDS PostgreSQL no longer offers", value)
+    return value
+
+
+def validate_email(key: str, value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ConfigError(key, "must be an e-mail address", value)
+    return value
+
+
+def validate_dns_name(key: str, value: str) -> str:
+    name = value.rstrip(".").lower()
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(_DNS_LABEL_RE.match(lb) for lb in labels):
+        raise ConfigError(
+            key, "must be a DNS name of at least two labels (letters, digits, hyphens, "
+            "at most 63 characters each)", value,
+        )
+    return name
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """What every layer shares: the suffix, both regions, tags and stack references."""
+
+    environment_suffix: str
+    primary_region: str
+    secondary_region: str
+    project_tag: str
+    organization: str
+    stack: str
+    owner: str | None = None
+
+    @property
+    def namer(self) -> naming.Namer:
+        return naming.Namer(self.environment_suffix)
+
+
+def load_common(source: ConfigSource) -> CommonSettings:
+    suffix = validate_suffix(
+        "environmentSuffix", _string(source, "environmentSuffix", source.stack)
+    )
+    primary = validate_region(
+        "aws:region", _string(source, "aws:region", DEFAULT_PRIMARY_REGION)
+    )
+    secondary = validate_region(
+        "secondaryRegion", _string(source, "secondaryRegion", DEFAULT_SECONDARY_REGION)
+    )
+    if primary == secondary:
+        raise ConfigError(
+            "secondaryRegion", f"must differ from the primary region aws:region ({primary})",
+            secondary,
+        )
+    project_tag = _string(source, "projectTag", DEFAULT_PROJECT_TAG)
+    if len(project_tag) > naming.NameKind.TAG_VALUE.limit:
+        raise ConfigError("projectTag", "must be at most 256 characters", project_tag)
+    owner = _raw(source, "owner")
+    return CommonSettings(
+        environment_suffix=suffix,
+        primary_region=primary,
+        secondary_region=secondary,
+        project_tag=project_tag,
+        organization=_string(source, "organization", source.organization),
+        stack=source.stack,
+        owner=owner,
+    )
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    common: CommonSettings
+    primary_cidr: str
+    secondary_cidr: str
+    subnets_per_region: int
+    flow_log_retention_days: int
+
+
+def load_network_settings(source: ConfigSource | None = None) -> NetworkSettings:
+    source = source or PulumiSource()
+    common = load_common(source)
+    primary_key, secondary_key = "primaryVpcCidr", "secondaryVpcCidr"
+    primary = validate_cidr(primary_key, _string(source, primary_key, "10.10.0.0/16"))
+    secondary = validate_cidr(secondary_key, _string(source, secondary_key, "10.20.0.0/16"))
+    if primary.overlaps(secondary):
+        raise ConfigError(
+            secondary_key, f"must not overlap primaryVpcCidr ({primary})", str(secondary)
+        )
+    # Two is the default because some regions offer only two availability zones;
+    # each subnet gets 1/8 of the VPC block (see the network layer).
+    subnets = _integer(source, "subnetsPerRegion", 2, 2, 6)
+    retention = validate_log_retention(
+        "flowLogRetentionDays", _integer(source, "flowLogRetentionDays", 30, 1, 3653)
+    )
+    return NetworkSettings(common, str(primary), str(secondary), subnets, retention)
+
+
+@dataclass(frozen=True)
+class DatabaseAlerting:
+    """Alarm thresholds and the optional e-mail subscriber of a database layer."""
+
+    alarm_email: str | None
+    cpu_threshold_percent: int
+    free_storage_threshold_gib: int
+    log_retention_days: int
+
+
+def _load_alerting(source: ConfigSource) -> DatabaseAlerting:
+    email = _raw(source, "alarmEmail")
+    return DatabaseAlerting(
+        alarm_email=validate_email("alarmEmail", email) if email else None,
+        cpu_threshold_percent=_integer(source, "cpuAlarmThresholdPercent", 80, 1, 100),
+        free_storage_threshold_gib=_integer(source, "freeStorageAlarmThresholdGiB", 5, 1, 1000),
+        log_retention_days=validate_log_retention(
+            "logRetentionDays", _integer(source, "logRetentionDays", 30, 1, 3653)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PrimaryDbSettings:
+    common: CommonSettings
+    engine_major_version: str
+    instance_class: str
+    multi_az: bool
+    allocated_storage_gib: int
+    max_allocated_storage_gib: int
+    backup_retention_days: int
+    backup_window: str
+    maintenance_window: str
+    master_secret_id: str
+    database_name: str
+    monitoring_interval_seconds: int
+    max_connections_alarm_threshold: int
+    freeable_memory_threshold_mib: int
+    alerting: DatabaseAlerting
+
+    @property
+    def parameter_group_family(self) -> str:
+        return f"postgres{self.engine_major_version}"
+
+
+def _validate_storage(allocated: int, maximum: int, key: str = "maxAllocatedStorageGiB") -> None:
+    # RDS requires the autoscaling ceiling to be at least 10% above the allocation.
+    if maximum < allocated * 1.1:
+        raise ConfigError(
+            key, f"must be at least 10% above allocatedStorageGiB ({allocated})", maximum
+        )
+
+
+def load_primary_db_settings(source: ConfigSource | None = None) -> PrimaryDbSettings:
+    source = source or PulumiSource()
+    common = load_common(source)
+    version = _choice(source, "engineMajorVersion", "17", SUPPORTED_PG_MAJOR_VERSIONS)
+    instance_class = validate_instance_class(
+        "instanceClass", _string(source, "instanceClass", "db.m6g.large")
+    )
+    allocated = _integer(source, "allocatedStorageGiB", 50, 20, 65536)
+    maximum = _integer(source, "maxAllocatedStorageGiB", 200, 22, 65536)
+    _validate_storage(allocated, maximum)
+    backup_window = _string(source, "backupWindow", "03:00-04:00")
+    maintenance_window = _string(source, "maintenanceWindow", "sun:05:00-sun:06:00")
+    validate_windows(backup_window, maintenance_window)
+    secret_id = _string(source, "masterSecretId", f"rds-master-{common.environment_suffix}")
+    arn = _SECRET_ARN_RE.match(secret_id)
+    if secret_id.startswith("arn:") and not arn:
+        raise ConfigError("masterSecretId", "must be a secret name or a Secrets Manager ARN",
+                          secret_id)
+    if arn and arn.group(1) != common.primary_region:
+        # The secret is read through the primary region's provider.
+        raise ConfigError(
+            "masterSecretId",
+            f"must be a secret in the primary region {common.primary_region}", secret_id,
+        )
+    db_name = _string(source, "databaseName", "appdb")
+    if not re.match(r"^[a-z][a-z0-9_]{0,62}$", db_name) or db_name in ("postgres", "template0",
+                                                                       "template1"):
+        raise ConfigError(
+            "databaseName", "must start with a letter, use lower-case letters, digits or "
+            "underscores, be at most 63 characters and not be a reserved database name", db_name,
+        )
+    return PrimaryDbSettings(
+        common=common,
+        engine_major_version=version,
+        instance_class=instance_class,
+        multi_az=_boolean(source, "multiAz", True),
+        allocated_storage_gib=allocated,
+        max_allocated_storage_gib=maximum,
+        backup_retention_days=_integer(source, "backupRetentionDays", 7, 1, 35),
+        backup_window=backup_window,
+        maintenance_window=maintenance_window,
+        master_secret_id=secret_id,
+        database_name=db_name,
+        monitoring_interval_seconds=_choice(
+            source, "monitoringIntervalSeconds", 60, MONITORING_INTERVALS, int
+        ),
+        max_connections_alarm_threshold=_integer(
+            source, "connectionsAlarmThreshold", 400, 1, 100000
+        ),
+        freeable_memory_threshold_mib=_integer(source, "freeableMemoryAlarmThresholdMiB", 256,
+                                               16, 1048576),
+        alerting=_load_alerting(source),
+    )
+
+
+@dataclass(frozen=True)
+class SecondaryDbSettings:
+    common: CommonSettings
+    instance_class: str | None  # None: use the primary's class (read from its stack)
+    multi_az: bool
+    max_allocated_storage_gib: int
+    replica_promoted: bool
+    backup_retention_days_after_promotion: int
+    replica_lag_threshold_seconds: int
+    monitoring_interval_seconds: int
+    alerting: DatabaseAlerting
+
+
+def load_secondary_db_settings(source: ConfigSource | None = None) -> SecondaryDbSettings:
+    source = source or PulumiSource()
+    common = load_common(source)
+    instance_class = _raw(source, "instanceClass")
+    return SecondaryDbSettings(
+        common=common,
+        instance_class=(
+            validate_instance_class("instanceClass", instance_class) if instance_class else None
+        ),
+        multi_az=_boolean(source, "multiAz", False),
+        max_allocated_storage_gib=_integer(source, "maxAllocatedStorageGiB", 200, 22, 65536),
+        replica_promoted=_boolean(source, "replicaPromoted", False),
+        backup_retention_days_after_promotion=_integer(
+            source, "backupRetentionDaysAfterPromotion", 7, 1, 35
+        ),
+        replica_lag_threshold_seconds=_integer(source, "replicaLagThresholdSeconds", 300, 1,
+                                               86400),
+        monitoring_interval_seconds=_choice(
+            source, "monitoringIntervalSeconds", 60, MONITORING_INTERVALS, int
+        ),
+        alerting=_load_alerting(source),
+    )
+
+
+@dataclass(frozen=True)
+class FailoverSettings:
+    common: CommonSettings
+    zone_name: str
+    record_ttl_seconds: int
+    alarm_datapoints: int  # M: failing one-minute periods that raise the alarm
+    alarm_periods: int  # N: the window of one-minute periods M is counted in
+    automation_mode: str
+    probe_timeout_seconds: int
+    log_retention_days: int
+    alarm_email: str | None
+
+    @property
+    def detection_budget_seconds(self) -> int:
+        """Worst case from the primary failing to DNS and the promoter acting on it.
+
+        The alarm needs M failing one-minute periods inside N (worst case: the
+        failure starts just after a period boundary, so up to N periods elapse);
+        CloudWatch evaluates the alarm about a minute after each period closes;
+        Route 53 picks the alarm state up within about 30 s; clients then hold
+        the old answer for at most one TTL.
+        """
+        evaluation_delay = 60
+        route53_pickup = 30
+        return self.alarm_periods * 60 + evaluation_delay + route53_pickup + (
+            self.record_ttl_seconds
+        )
+
+
+def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettings:
+    source = source or PulumiSource()
+    common = load_common(source)
+    zone = validate_dns_name(
+        "zoneName", _string(source, "zoneName", f"db-{common.environment_suffix}.internal")
+    )
+    ttl = _integer(source, "recordTtlSeconds", 30, 1, 60)
+    periods = _integer(source, "alarmEvaluationPeriods", 3, 1, 10)
+    datapoints = _integer(source, "alarmDatapointsToAlarm", 2, 1, 10)
+    if datapoints > periods:
+        raise ConfigError(
+            "alarmDatapointsToAlarm", f"must not exceed alarmEvaluationPeriods ({periods})",
+            datapoints,
+        )
+    email = _raw(source, "alarmEmail")
+    return FailoverSettings(
+        common=common,
+        zone_name=zone,
+        record_ttl_seconds=ttl,
+        alarm_datapoints=datapoints,
+        alarm_periods=periods,
+        automation_mode=_choice(source, "automationMode", "automatic", AUTOMATION_MODES),
+        probe_timeout_seconds=_integer(source, "probeTimeoutSeconds", 5, 1, 20),
+        log_retention_days=validate_log_retention(
+            "logRetentionDays", _integer(source, "logRetentionDays", 30, 1, 3653)
+        ),
+        alarm_email=validate_email("alarmEmail", email) if email else None,
+    )

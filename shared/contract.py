@@ -1,0 +1,210 @@
+"""The contract between layers: project names, output names, stack references.
+
+Output names are a stable interface: the producing layer exports them, the
+consuming layer reads them through ``LayerReference``, the integration tests
+read them from ``cfn-outputs/flat-outputs.json``, and all three use these
+constants. Names are unique across layers so the four layers' outputs flatten
+into one JSON object without prefixes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from shared.config import CommonSettings
+
+# Layers in dependency order: deploy left to right, destroy right to left.
+LAYERS = ("network", "primary-db", "secondary-db", "dns-failover")
+
+# Pulumi project name of each layer (the ``name`` in its Pulumi.yaml).
+PROJECTS = {
+    "network": "rds-network",
+    "primary-db": "rds-primary-db",
+    "secondary-db": "rds-secondary-db",
+    "dns-failover": "rds-dns-failover",
+}
+
+REGION_ROLES = ("primary", "secondary")
+
+
+@dataclass(frozen=True)
+class RegionalNetworkOutputs:
+    """Output names the network layer exports for one region role."""
+
+    role: str
+
+    def _key(self, field: str) -> str:
+        return f"{self.role}{field}"
+
+    @property
+    def region(self) -> str:
+        return self._key("Region")
+
+    @property
+    def vpc_id(self) -> str:
+        return self._key("VpcId")
+
+    @property
+    def vpc_cidr(self) -> str:
+        return self._key("VpcCidr")
+
+    @property
+    def private_subnet_ids(self) -> str:
+        return self._key("PrivateSubnetIds")
+
+    @property
+    def db_security_group_id(self) -> str:
+        return self._key("DbSecurityGroupId")
+
+    @property
+    def client_security_group_id(self) -> str:
+        return self._key("ClientSecurityGroupId")
+
+    @property
+    def probe_security_group_id(self) -> str:
+        return self._key("ProbeSecurityGroupId")
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.region, self.vpc_id, self.vpc_cidr, self.private_subnet_ids,
+            self.db_security_group_id, self.client_security_group_id,
+            self.probe_security_group_id,
+        )
+
+
+class NetworkOutputs:
+    PRIMARY = RegionalNetworkOutputs("primary")
+    SECONDARY = RegionalNetworkOutputs("secondary")
+
+    @classmethod
+    def for_role(cls, role: str) -> RegionalNetworkOutputs:
+        return {"primary": cls.PRIMARY, "secondary": cls.SECONDARY}[role]
+
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        return cls.PRIMARY.all() + cls.SECONDARY.all()
+
+
+class PrimaryDbOutputs:
+    INSTANCE_ARN = "primaryDbInstanceArn"
+    INSTANCE_IDENTIFIER = "primaryDbInstanceIdentifier"
+    ADDRESS = "primaryDbAddress"
+    PORT = "primaryDbPort"
+    RESOURCE_ID = "primaryDbResourceId"
+    REGION = "primaryDbRegion"
+    INSTANCE_CLASS = "primaryDbInstanceClass"
+    KMS_KEY_ARN = "primaryKmsKeyArn"
+    SNS_TOPIC_ARN = "primaryAlertsTopicArn"
+    PARAMETER_GROUP_NAME = "primaryDbParameterGroupName"
+    ENGINE = "dbEngine"
+    ENGINE_MAJOR_VERSION = "dbEngineMajorVersion"
+    PARAMETER_GROUP_FAMILY = "dbParameterGroupFamily"
+
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        return _constants(cls)
+
+
+class SecondaryDbOutputs:
+    INSTANCE_ARN = "replicaInstanceArn"
+    INSTANCE_IDENTIFIER = "replicaInstanceIdentifier"
+    ADDRESS = "replicaAddress"
+    PORT = "replicaPort"
+    RESOURCE_ID = "replicaResourceId"
+    REGION = "replicaRegion"
+    KMS_KEY_ARN = "secondaryKmsKeyArn"
+    SNS_TOPIC_ARN = "secondaryAlertsTopicArn"
+    PARAMETER_GROUP_NAME = "replicaParameterGroupName"
+    PROMOTED = "replicaPromoted"
+
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        return _constants(cls)
+
+
+class FailoverOutputs:
+    ZONE_ID = "hostedZoneId"
+    ZONE_NAME = "hostedZoneName"
+    WRITER_NAME = "writerRecordName"
+    READER_NAME = "readerRecordName"
+    HEALTH_CHECK_ID = "primaryHealthCheckId"
+    CANARY_ALARM_NAME = "canaryAlarmName"
+    CANARY_FUNCTION_NAME = "canaryFunctionName"
+    CANARY_FUNCTION_ARN = "canaryFunctionArn"
+    PROMOTER_FUNCTION_NAME = "promoterFunctionName"
+    PROMOTER_FUNCTION_ARN = "promoterFunctionArn"
+    CANARY_ALARM_TOPIC_ARN = "canaryAlarmTopicArn"
+    FAILOVER_EVENTS_TOPIC_ARN = "failoverEventsTopicArn"
+    AUTOMATION_MODE = "automationMode"
+    DETECTION_BUDGET_SECONDS = "detectionBudgetSeconds"
+
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        return _constants(cls)
+
+
+def _constants(cls: type) -> tuple[str, ...]:
+    return tuple(v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str))
+
+
+# What each layer promises to export; the offline plan and tests check it.
+EXPORTS: dict[str, tuple[str, ...]] = {
+    "network": NetworkOutputs.all(),
+    "primary-db": PrimaryDbOutputs.all(),
+    "secondary-db": SecondaryDbOutputs.all(),
+    "dns-failover": FailoverOutputs.all(),
+}
+
+
+def stack_reference_name(common: CommonSettings, layer: str) -> str:
+    """``<org>/<project>/<stack>``: the same stack name in every layer."""
+    return f"{common.organization}/{PROJECTS[layer]}/{common.stack}"
+
+
+class MissingOutputError(RuntimeError):
+    pass
+
+
+class LayerReference:
+    """A StackReference to an upstream layer that fails clearly on missing outputs."""
+
+    def __init__(self, common: CommonSettings, layer: str):
+        if layer not in PROJECTS:
+            raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
+        self.layer = layer
+        self.name = stack_reference_name(common, layer)
+        self._ref = pulumi.StackReference(self.name)
+
+    def require(self, key: str) -> pulumi.Output[Any]:
+        if key not in EXPORTS[self.layer]:
+            raise KeyError(f"{key!r} is not part of the {self.layer} layer's output contract")
+        return self._ref.get_output(key).apply(lambda value: self._check(key, value))
+
+    def _check(self, key: str, value: Any) -> Any:
+        if value is None:
+            raise MissingOutputError(
+                f"stack {self.name} has no output '{key}': deploy the {self.layer} layer "
+                f"for this stack first (make up-{self.layer} ENV_SUFFIX=<suffix>)"
+            )
+        return value
+
+    def require_matching(self, key: str, expected: str) -> pulumi.Output[Any]:
+        """Like ``require``, and fail if the upstream value differs from ``expected``.
+
+        Used for the regions: every layer reads them from its own config, and a
+        layer configured for other regions than the network it stands on must
+        stop instead of building in the wrong place.
+        """
+
+        def check(value: Any) -> Any:
+            if value != expected:
+                raise MissingOutputError(
+                    f"stack {self.name} exports {key}={value!r} but this layer is configured "
+                    f"for {expected!r}: set the same aws:region/secondaryRegion in every layer"
+                )
+            return value
+
+        return self.require(key).apply(check)

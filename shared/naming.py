@@ -1,0 +1,145 @@
+"""Physical and logical names for every resource, in one place.
+
+Every physical name is ``<base>-<suffix>`` (Cloud Posse null-label style: one
+label, one delimiter, the environment suffix last), or embeds that label where
+AWS prescribes a shape (``alias/<base>-<suffix>`` for KMS aliases,
+``/aws/lambda/<function>`` for log groups). Logical Pulumi names are the same
+label, so auto-named resources carry the suffix too.
+
+The catalog below records, for every physical name the project builds, the
+tightest AWS limit it must fit. Config validation derives the longest
+acceptable suffix from it, so an over-long suffix is rejected before any
+resource is registered instead of failing half-way through a deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class NameKind(Enum):
+    """AWS name families and their length limits (from the AWS API references)."""
+
+    RDS_IDENTIFIER = 63  # DBInstanceIdentifier, DBSubnetGroupName, DBParameterGroupName
+    IAM_ROLE = 64  # RoleName
+    LAMBDA_FUNCTION = 64  # FunctionName
+    EVENTBRIDGE_RULE = 64  # Rule Name
+    SECURITY_GROUP = 255  # GroupName
+    SNS_TOPIC = 256  # TopicName
+    CLOUDWATCH_ALARM = 255  # AlarmName
+    CLOUDWATCH_DASHBOARD = 255  # DashboardName
+    KMS_ALIAS = 256  # AliasName, including "alias/"
+    LOG_GROUP = 512  # logGroupName
+    RDS_EVENT_SUBSCRIPTION = 255  # SubscriptionName
+    DNS_LABEL = 63  # one label of a DNS name
+    TAG_VALUE = 256
+    GENERIC = 255  # names AWS only stores as a Name tag or description
+
+    @property
+    def limit(self) -> int:
+        return self.value
+
+
+@dataclass(frozen=True)
+class NameSpec:
+    """A base name and the AWS name family its physical name belongs to.
+
+    ``overhead`` counts characters AWS or the project adds around the label
+    (for example ``alias/`` or a Lambda log group's ``/aws/lambda/``).
+    """
+
+    base: str
+    kind: NameKind
+    overhead: int = 0
+
+    def max_suffix_length(self) -> int:
+        # "<base>-<suffix>" plus any prescribed prefix must fit the limit.
+        return self.kind.limit - self.overhead - len(self.base) - 1
+
+
+# Every base name the layers use, with the family that constrains it. Layers
+# must take their names from here (through ``Namer``), so the suffix-length
+# rule in config validation stays exact. Add a name here before using it.
+CATALOG: dict[str, NameSpec] = {
+    spec.base: spec
+    for spec in [
+        # network
+        NameSpec("vpc-primary", NameKind.GENERIC),
+        NameSpec("vpc-secondary", NameKind.GENERIC),
+        NameSpec("flow-logs-role", NameKind.IAM_ROLE),
+        NameSpec("db-access-primary", NameKind.SECURITY_GROUP),
+        NameSpec("db-access-secondary", NameKind.SECURITY_GROUP),
+        NameSpec("db-clients-primary", NameKind.SECURITY_GROUP),
+        NameSpec("db-clients-secondary", NameKind.SECURITY_GROUP),
+        NameSpec("db-probe-primary", NameKind.SECURITY_GROUP),
+        NameSpec("db-probe-secondary", NameKind.SECURITY_GROUP),
+        # databases
+        NameSpec("pg-primary", NameKind.RDS_IDENTIFIER),
+        NameSpec("pg-replica", NameKind.RDS_IDENTIFIER),
+        NameSpec("pg-subnets-primary", NameKind.RDS_IDENTIFIER),
+        NameSpec("pg-subnets-secondary", NameKind.RDS_IDENTIFIER),
+        NameSpec("pg-tls-primary", NameKind.RDS_IDENTIFIER),
+        NameSpec("pg-tls-secondary", NameKind.RDS_IDENTIFIER),
+        NameSpec("rds-monitoring-primary", NameKind.IAM_ROLE),
+        NameSpec("rds-monitoring-secondary", NameKind.IAM_ROLE),
+        NameSpec("rds-primary", NameKind.KMS_ALIAS, overhead=len("alias/")),
+        NameSpec("rds-secondary", NameKind.KMS_ALIAS, overhead=len("alias/")),
+        NameSpec("db-alerts-primary", NameKind.SNS_TOPIC),
+        NameSpec("db-alerts-secondary", NameKind.SNS_TOPIC),
+        NameSpec("pg-events-primary", NameKind.RDS_EVENT_SUBSCRIPTION),
+        NameSpec("pg-events-secondary", NameKind.RDS_EVENT_SUBSCRIPTION),
+        # dns-failover
+        NameSpec("db-canary", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
+        NameSpec("db-promoter", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
+        NameSpec("db-canary-role", NameKind.IAM_ROLE),
+        NameSpec("db-promoter-role", NameKind.IAM_ROLE),
+        NameSpec("db-canary-schedule", NameKind.EVENTBRIDGE_RULE),
+        NameSpec("db-promoter-schedule", NameKind.EVENTBRIDGE_RULE),
+        NameSpec("db-canary-alarm", NameKind.SNS_TOPIC),
+        NameSpec("db-failover-events", NameKind.SNS_TOPIC),
+        NameSpec("db-failover", NameKind.CLOUDWATCH_DASHBOARD),
+        NameSpec("db", NameKind.DNS_LABEL),
+    ]
+}
+
+
+def max_suffix_length() -> int:
+    """The longest suffix every catalogued name still fits with."""
+    return min(spec.max_suffix_length() for spec in CATALOG.values())
+
+
+def tightest_name() -> NameSpec:
+    """The catalogued name that limits the suffix length (for error messages)."""
+    return min(CATALOG.values(), key=NameSpec.max_suffix_length)
+
+
+@dataclass(frozen=True)
+class Namer:
+    """Builds names that carry the environment suffix.
+
+    ``namer.name("pg-primary")`` -> ``"pg-primary-<suffix>"``. Only catalogued
+    bases are accepted for physical names, so the suffix-length validation
+    covers every name that reaches AWS.
+    """
+
+    suffix: str
+
+    def name(self, base: str) -> str:
+        """Physical (and logical) name of a catalogued resource."""
+        if base not in CATALOG:
+            raise KeyError(
+                f"name base {base!r} is not in shared.naming.CATALOG; add it with its AWS "
+                "name family so the suffix-length rule covers it"
+            )
+        return f"{base}-{self.suffix}"
+
+    def logical(self, *parts: str) -> str:
+        """Logical name for a resource AWS names itself (attachments, rules...)."""
+        return "-".join([*parts, self.suffix])
+
+    def kms_alias(self, base: str) -> str:
+        return f"alias/{self.name(base)}"
+
+    def lambda_log_group(self, function_base: str) -> str:
+        return f"/aws/lambda/{self.name(function_base)}"

@@ -1,0 +1,70 @@
+"""Network layer: a private VPC in the primary and in the secondary region.
+
+Everything else stands on this layer: the databases use its subnets and
+security groups, the failover layer's canary runs in its probe group, and the
+private hosted zone is associated with both VPCs.
+"""
+
+import pulumi
+import pulumi_aws as aws
+from regional_network import RegionalNetwork, RegionalNetworkArgs
+
+from shared import iam
+from shared.config import load_network_settings
+from shared.contract import NetworkOutputs
+from shared.providers import regional_providers
+
+settings = load_network_settings()
+common = settings.common
+namer = common.namer
+providers = regional_providers(common, layer="network")
+
+# IAM is global: one role lets VPC Flow Logs write to the log group of each region.
+account = aws.get_caller_identity_output(opts=providers.invoke_opts("primary")).account_id
+flow_logs_role = aws.iam.Role(
+    namer.name("flow-logs-role"),
+    name=namer.name("flow-logs-role"),
+    description="VPC Flow Logs delivery to this deployment's flow-log groups",
+    assume_role_policy=iam.assume_role_policy("vpc-flow-logs.amazonaws.com", account),
+    opts=providers.opts("primary"),
+)
+
+networks = {}
+for role, cidr in (("primary", settings.primary_cidr), ("secondary", settings.secondary_cidr)):
+    networks[role] = RegionalNetwork(
+        namer.logical("network", role),
+        RegionalNetworkArgs(
+            role=role,
+            region=providers.region(role),
+            cidr=cidr,
+            subnet_count=settings.subnets_per_region,
+            flow_log_retention_days=settings.flow_log_retention_days,
+            flow_logs_role_arn=flow_logs_role.arn,
+            namer=namer,
+        ),
+        opts=pulumi.ResourceOptions(providers=[providers.for_role(role)]),
+    )
+
+aws.iam.RolePolicy(
+    namer.logical("flow-logs-delivery"),
+    role=flow_logs_role.id,
+    policy=iam.policy_document([
+        iam.statement(
+            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [arn for net in networks.values()
+             for arn in (net.flow_log_group.arn, net.flow_log_group.arn.apply(lambda a: f"{a}:*"))],
+            sid="WriteOwnFlowLogGroups",
+        ),
+    ]),
+    opts=providers.opts("primary"),
+)
+
+for role, net in networks.items():
+    keys = NetworkOutputs.for_role(role)
+    pulumi.export(keys.region, providers.region(role))
+    pulumi.export(keys.vpc_id, net.vpc.id)
+    pulumi.export(keys.vpc_cidr, net.vpc.cidr_block)
+    pulumi.export(keys.private_subnet_ids, [s.id for s in net.subnets])
+    pulumi.export(keys.db_security_group_id, net.db_security_group.id)
+    pulumi.export(keys.client_security_group_id, net.client_security_group.id)
+    pulumi.export(keys.probe_security_group_id, net.probe_security_group.id)
