@@ -62,6 +62,8 @@ class ResourceRecord:
     parent_urn: str | None = None
     protect: bool = False
     retain_on_delete: bool = False
+    # URNs this resource waits for: depends_on plus the resources its inputs come from.
+    dependencies: list[str] = field(default_factory=list)
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -335,6 +337,7 @@ class _Recorder:
             parent_urn=options.get("parent") or None,
             protect=options.get("protect", False),
             retain_on_delete=options.get("retain_on_delete", False),
+            dependencies=list(options.get("dependencies", [])),
         )
         if args.typ == STACK_REFERENCE_TYPE:
             ref_name = args.inputs.get("name") or args.name
@@ -387,6 +390,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             "parent": request.parent,
             "protect": bool(getattr(request, "protect", False)),
             "retain_on_delete": bool(getattr(request, "retainOnDelete", False)),
+            "dependencies": list(getattr(request, "dependencies", []) or []),
         }
         return super().RegisterResource(request)
 

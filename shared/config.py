@@ -36,8 +36,26 @@ LOG_RETENTION_DAYS = (
 # RDS enhanced monitoring intervals (MonitoringInterval); 0 would turn it off.
 MONITORING_INTERVALS = (1, 5, 10, 15, 30, 60)
 # Major versions RDS for PostgreSQL offers under standard support (release calendar).
-SUPPORTED_PG_MAJOR_VERSIONS = ("14", "15", "16", "17")
+SUPPORTED_PG_MAJOR_VERSIONS = ("14", "15", "16", "17", "18")
+# CloudWatch Database Insights modes (CreateDBInstance DatabaseInsightsMode). Advanced
+# needs Performance Insights kept 465 days and is billed; standard keeps the free 7 days.
+DATABASE_INSIGHTS_MODES = ("standard", "advanced")
+PERFORMANCE_INSIGHTS_RETENTION_DAYS = {"standard": 7, "advanced": 465}
 AUTOMATION_MODES = ("automatic", "manual", "dry-run")
+# Failover timing. Route 53 alarm-based health checks accept standard-resolution metrics
+# only (Route 53 API Reference, AlarmIdentifier), so one minute is the finest period.
+ALARM_PERIOD_SECONDS = 60
+ALARM_EVALUATION_DELAY_SECONDS = 60
+ROUTE53_ALARM_PICKUP_SECONDS = 30
+PROMOTER_SCHEDULE_SECONDS = 60
+# A promoter run reads its evidence in parallel, then may promote, fence and publish: its
+# Lambda timeout covers this many worst-case AWS calls (see the promoter's docstring).
+PROMOTER_CALLS_PER_RUN = 5
+PROMOTER_MIN_TIMEOUT_SECONDS = 60
+# Each promoter call may try for at most this long in total before giving up.
+PROMOTER_MAX_CALL_SECONDS = 60
+# "writer." is the longest label the failover layer puts in front of the zone name.
+_RECORD_PREFIX_LENGTH = len("writer.")
 
 _SUFFIX_RE = re.compile(r"^[a-z0-9-]+$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -410,6 +428,32 @@ def _load_alerting(source: ConfigSource) -> DatabaseAlerting:
 
 
 @dataclass(frozen=True)
+class DatabaseTuning:
+    """Observability and change-handling settings both database layers share."""
+
+    database_insights_mode: str
+    log_min_duration_statement_ms: int
+    apply_immediately: bool
+
+    @property
+    def performance_insights_retention_days(self) -> int:
+        return PERFORMANCE_INSIGHTS_RETENTION_DAYS[self.database_insights_mode]
+
+
+def _load_tuning(source: ConfigSource, apply_immediately_default: bool) -> DatabaseTuning:
+    return DatabaseTuning(
+        database_insights_mode=_choice(
+            source, "databaseInsightsMode", "standard", DATABASE_INSIGHTS_MODES
+        ),
+        # -1 turns statement-duration logging off (PostgreSQL log_min_duration_statement).
+        log_min_duration_statement_ms=_integer(
+            source, "logMinDurationStatementMs", 1000, -1, 3_600_000
+        ),
+        apply_immediately=_boolean(source, "applyImmediately", apply_immediately_default),
+    )
+
+
+@dataclass(frozen=True)
 class PrimaryDbSettings:
     common: CommonSettings
     engine_major_version: str
@@ -426,6 +470,7 @@ class PrimaryDbSettings:
     max_connections_alarm_threshold: int
     freeable_memory_threshold_mib: int
     alerting: DatabaseAlerting
+    tuning: DatabaseTuning
 
     @property
     def parameter_group_family(self) -> str:
@@ -434,7 +479,7 @@ class PrimaryDbSettings:
 
 def _validate_storage(allocated: int, maximum: int, key: str = "maxAllocatedStorageGiB") -> None:
     # RDS requires the autoscaling ceiling to be at least 10% above the allocation.
-    if maximum < allocated * 1.1:
+    if maximum * 10 < allocated * 11:  # integers: 100 * 1.1 is 110.00000000000001
         raise ConfigError(
             key, f"must be at least 10% above allocatedStorageGiB ({allocated})", maximum
         )
@@ -492,6 +537,8 @@ def load_primary_db_settings(source: ConfigSource | None = None) -> PrimaryDbSet
         freeable_memory_threshold_mib=_integer(source, "freeableMemoryAlarmThresholdMiB", 256,
                                                16, 1048576),
         alerting=_load_alerting(source),
+        # The writer defers disruptive modifications to its maintenance window.
+        tuning=_load_tuning(source, apply_immediately_default=False),
     )
 
 
@@ -506,12 +553,20 @@ class SecondaryDbSettings:
     replica_lag_threshold_seconds: int
     monitoring_interval_seconds: int
     alerting: DatabaseAlerting
+    backup_window: str
+    maintenance_window: str
+    tuning: DatabaseTuning
 
 
 def load_secondary_db_settings(source: ConfigSource | None = None) -> SecondaryDbSettings:
     source = source or PulumiSource()
     common = load_common(source)
     instance_class = _raw(source, "instanceClass")
+    # Maintenance defaults to a different hour than the primary's so both copies are
+    # never in maintenance at once; the backup window only matters after promotion.
+    backup_window = _string(source, "backupWindow", "03:00-04:00")
+    maintenance_window = _string(source, "maintenanceWindow", "sun:07:00-sun:08:00")
+    validate_windows(backup_window, maintenance_window)
     return SecondaryDbSettings(
         common=common,
         instance_class=(
@@ -529,6 +584,10 @@ def load_secondary_db_settings(source: ConfigSource | None = None) -> SecondaryD
             source, "monitoringIntervalSeconds", 60, MONITORING_INTERVALS, int
         ),
         alerting=_load_alerting(source),
+        backup_window=backup_window,
+        maintenance_window=maintenance_window,
+        # The replica serves no writes, and after promotion backups must start now.
+        tuning=_load_tuning(source, apply_immediately_default=True),
     )
 
 
@@ -543,21 +602,41 @@ class FailoverSettings:
     probe_timeout_seconds: int
     log_retention_days: int
     alarm_email: str | None
+    promoter_api_timeout_seconds: int = 5
+    promoter_max_attempts: int = 2
+    backup_retention_days_after_promotion: int = 7
+
+    @property
+    def promoter_call_seconds(self) -> int:
+        """Worst case of one promoter AWS call: each attempt may spend the timeout on the
+        connection and again on the read, plus about a second of retry backoff."""
+        return self.promoter_max_attempts * 2 * self.promoter_api_timeout_seconds + 1
+
+    @property
+    def promoter_timeout_seconds(self) -> int:
+        """Lambda timeout of the promoter: its worst-case calls plus start-up time."""
+        return max(PROMOTER_MIN_TIMEOUT_SECONDS,
+                   PROMOTER_CALLS_PER_RUN * self.promoter_call_seconds + 10)
 
     @property
     def detection_budget_seconds(self) -> int:
-        """Worst case from the primary failing to DNS and the promoter acting on it.
+        """Worst case from the primary failing until DNS has moved and the promoter has acted.
 
-        The alarm needs M failing one-minute periods inside N (worst case: the
-        failure starts just after a period boundary, so up to N periods elapse);
-        CloudWatch evaluates the alarm about a minute after each period closes;
-        Route 53 picks the alarm state up within about 30 s; clients then hold
-        the old answer for at most one TTL.
+        - The alarm goes off after M breaching one-minute datapoints (M of the last N; a
+          hard failure breaches every period, so M counts, not N). In the worst alignment
+          the failure starts just after a successful probe, whose period still reports
+          healthy: (M + 1) periods.
+        - Lambda metrics land and CloudWatch evaluates the alarm about once a minute.
+        - Route 53 reflects the alarm in the health check: about 30 s (an estimate; AWS
+          documents no figure for alarm-based checks).
+        - Then, in parallel, resolvers drop the cached answer within one TTL and the
+          promoter's one-minute schedule fires (the alarm notification can arrive before
+          Route 53 reports the check unhealthy, so the schedule is the bound).
+        Promotion itself (minutes, RDS User Guide) comes on top: see RUNBOOK.md.
         """
-        evaluation_delay = 60
-        route53_pickup = 30
-        return self.alarm_periods * 60 + evaluation_delay + route53_pickup + (
-            self.record_ttl_seconds
+        failing_periods = (self.alarm_datapoints + 1) * ALARM_PERIOD_SECONDS
+        return failing_periods + ALARM_EVALUATION_DELAY_SECONDS + ROUTE53_ALARM_PICKUP_SECONDS + max(
+            self.record_ttl_seconds, PROMOTER_SCHEDULE_SECONDS
         )
 
 
@@ -575,6 +654,21 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
             "alarmDatapointsToAlarm", f"must not exceed alarmEvaluationPeriods ({periods})",
             datapoints,
         )
+    if len(zone) + _RECORD_PREFIX_LENGTH > 253:
+        raise ConfigError(
+            "zoneName", f"must be at most {253 - _RECORD_PREFIX_LENGTH} characters so "
+            "'writer.<zone>' stays a valid DNS name", zone,
+        )
+    api_timeout = _integer(source, "promoterApiTimeoutSeconds", 5, 1, 30)
+    attempts = _integer(source, "promoterMaxAttempts", 2, 1, 10)
+    if attempts * 2 * api_timeout + 1 > PROMOTER_MAX_CALL_SECONDS:
+        # A call into the failed region can hang: bounded this way, a hung call costs
+        # at most about one schedule period and a whole run a few minutes.
+        raise ConfigError(
+            "promoterMaxAttempts",
+            f"x 2 x promoterApiTimeoutSeconds ({api_timeout}) + 1 must be at most "
+            f"{PROMOTER_MAX_CALL_SECONDS} seconds (the worst case of one promoter call)", attempts,
+        )
     email = _raw(source, "alarmEmail")
     return FailoverSettings(
         common=common,
@@ -588,4 +682,9 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
             "logRetentionDays", _integer(source, "logRetentionDays", 30, 1, 3653)
         ),
         alarm_email=validate_email("alarmEmail", email) if email else None,
+        promoter_api_timeout_seconds=api_timeout,
+        promoter_max_attempts=attempts,
+        backup_retention_days_after_promotion=_integer(
+            source, "backupRetentionDaysAfterPromotion", 7, 1, 35
+        ),
     )

@@ -89,6 +89,13 @@ CATALOG: dict[str, NameSpec] = {
         NameSpec("db-alerts-secondary", NameKind.SNS_TOPIC),
         NameSpec("pg-events-primary", NameKind.RDS_EVENT_SUBSCRIPTION),
         NameSpec("pg-events-secondary", NameKind.RDS_EVENT_SUBSCRIPTION),
+        NameSpec("pg-primary-cpu", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("pg-primary-free-storage", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("pg-primary-freeable-memory", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("pg-primary-connections", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("pg-replica-cpu", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("pg-replica-free-storage", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("pg-replica-lag", NameKind.CLOUDWATCH_ALARM),
         # dns-failover
         NameSpec("db-canary", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
         NameSpec("db-promoter", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
@@ -100,6 +107,10 @@ CATALOG: dict[str, NameSpec] = {
         NameSpec("db-failover-events", NameKind.SNS_TOPIC),
         NameSpec("db-failover", NameKind.CLOUDWATCH_DASHBOARD),
         NameSpec("db", NameKind.DNS_LABEL),
+        NameSpec("db-canary-errors", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("db-promoter-errors", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("db-primary-health", NameKind.GENERIC),  # Route 53 health check Name tag
+        NameSpec("db-promoter-decisions", NameKind.GENERIC),  # log metric filter (512)
     ]
 }
 

@@ -1,0 +1,495 @@
+"""``make plan``: synthesize all four layers offline and check every rule on them.
+
+    python -m offline.plan --suffix demo [--primary-region eu-west-1]
+                           [--secondary-region ap-southeast-2] [--config key=value ...]
+
+No AWS credentials and no Pulumi CLI: ``offline.harness.run_all`` runs each
+layer's real program under the Pulumi mock runtime, in dependency order, each
+layer reading the outputs the previous ones exported. The plan then
+
+- prints per layer the resource counts by type, the settings that matter
+  (engine, instance class, Multi-AZ, encryption, regions...), the exported
+  outputs (secrets masked) and, for the failover layer, the detection budget;
+- writes every resource (type, name, region, provider, inputs with secrets
+  masked) to ``plan-out/plan-<suffix>.json``;
+- evaluates every policy rule of ``policy.rules`` (the ones the CrossGuard
+  pack enforces) and prints violations and waivers.
+
+Exit status: 0 when every rule passes (waivers allowed), 1 on any violation
+or an export that breaks the layer contract, 2 on invalid configuration (the
+message names the key), 3 when a layer cannot be synthesized.
+
+``--config`` applies to every layer; ``--config <layer>/<key>=<value>``
+(for example ``primary-db/multiAz=false``) to one layer only, since the
+database layers share key names with different defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import textwrap
+import time
+import traceback
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from offline.harness import REPO_ROOT, LayerRun, ResourceRecord, SyntheticBackend, layer_dir, run_all
+from policy import rules
+from policy.props import is_secret_wrapper, to_plain
+from shared import config as cfg
+from shared.contract import EXPORTS, LAYERS
+
+DEFAULT_OUT_DIR = REPO_ROOT / "plan-out"
+MASK = "[secret]"
+# Input names whose values are credentials wherever they appear.
+_SECRET_KEY = re.compile(r"(?i)(password|secretstring|secretbinary|privatekey|authtoken)")
+_LOADERS = {
+    "network": cfg.load_network_settings,
+    "primary-db": cfg.load_primary_db_settings,
+    "secondary-db": cfg.load_secondary_db_settings,
+    "dns-failover": cfg.load_failover_settings,
+}
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_SYNTHESIS = 0, 1, 2, 3
+
+
+class PlanError(RuntimeError):
+    """A layer could not be synthesized (missing program, program failure)."""
+
+
+@dataclass
+class Plan:
+    suffix: str
+    stack: str
+    regions: tuple[str, str]
+    config: dict[str, Any]
+    layer_config: dict[str, dict[str, Any]]
+    runs: dict[str, LayerRun]
+    report: rules.Report
+    contract_problems: list[str]
+    secrets: frozenset[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.report.violations and not self.contract_problems
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def parse_overrides(pairs: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """``key=value`` (every layer) and ``layer/key=value`` (one layer) pairs."""
+    common: dict[str, str] = {}
+    per_layer: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise cfg.ConfigError(pair, "a --config override must look like key=value")
+        layer, slash, name = key.partition("/")
+        if slash:
+            if layer not in LAYERS:
+                raise cfg.ConfigError(key, f"names no layer; layers are {', '.join(LAYERS)}")
+            per_layer.setdefault(layer, {})[name] = value
+        else:
+            common[key] = value
+    return common, per_layer
+
+
+def base_config(suffix: str | None, primary: str | None, secondary: str | None,
+                overrides: Mapping[str, str]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if suffix:
+        config["environmentSuffix"] = suffix
+    if primary:
+        config["aws:region"] = primary
+    if secondary:
+        config["secondaryRegion"] = secondary
+    config.update(overrides)
+    return config
+
+
+def validate_config(config: Mapping[str, Any], layer_config: Mapping[str, Mapping[str, Any]],
+                    stack: str, layers: Sequence[str]) -> cfg.CommonSettings:
+    """Run every layer's loader first, so a bad value stops the plan before anything runs."""
+    common = None
+    for layer in layers:
+        source = cfg.DictSource({**config, **(layer_config.get(layer) or {})}, stack=stack)
+        settings = _LOADERS[layer](source)
+        common = common or settings.common
+    assert common is not None
+    return common
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def record_context(record: ResourceRecord, common: cfg.CommonSettings) -> rules.Context:
+    own_region = record.inputs.get("region")
+    region = own_region if isinstance(own_region, str) else record.region
+    aws_resource = record.custom and record.type.startswith("aws:")
+    return rules.Context(
+        suffix=common.environment_suffix,
+        regions=(common.primary_region, common.secondary_region),
+        region=region,
+        tags=record.effective_tags if aws_resource else None,
+        name=record.name,
+        provider=_provider_name(record.provider_urn),
+        explicit_provider=(record.provider_urn is not None) if aws_resource else None,
+    )
+
+
+def evaluate(runs: Mapping[str, LayerRun], common: cfg.CommonSettings) -> rules.Report:
+    """Every resource rule on every resource, and the stack rules once per layer (stack)."""
+    report = rules.Report()
+    stack_ctx = rules.Context(suffix=common.environment_suffix,
+                              regions=(common.primary_region, common.secondary_region))
+    for run in runs.values():
+        for record in run.resources:
+            report.findings += rules.evaluate_resource(
+                record.type, to_plain(record.inputs), record_context(record, common), urn=record.urn
+            )
+        report.findings += rules.evaluate_stack(stack_resources(run), stack_ctx)
+    return report
+
+
+def stack_resources(run: LayerRun) -> list[rules.StackResource]:
+    return [
+        rules.StackResource(
+            type=r.type, name=r.name, props=to_plain(r.inputs), urn=r.urn,
+            region=r.inputs.get("region") if isinstance(r.inputs.get("region"), str) else r.region,
+            protect=r.protect, retain_on_delete=r.retain_on_delete,
+        )
+        for r in run.resources
+    ]
+
+
+def contract_problems(runs: Mapping[str, LayerRun]) -> list[str]:
+    problems = []
+    for layer, run in runs.items():
+        expected, actual = set(EXPORTS[layer]), set(run.exports)
+        if expected - actual:
+            problems.append(f"{layer} does not export {', '.join(sorted(expected - actual))}")
+        if actual - expected:
+            problems.append(f"{layer} exports {', '.join(sorted(actual - expected))}, which "
+                            "shared/contract.py does not list")
+    return problems
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def build_plan(config: Mapping[str, Any], *, stack: str | None = None,
+               layer_config: Mapping[str, Mapping[str, Any]] | None = None,
+               layers: Sequence[str] = LAYERS) -> Plan:
+    """Validate the config, synthesize the layers and evaluate the rules.
+
+    Raises ``ConfigError`` for invalid config and ``PlanError`` when a layer's
+    program is missing or fails.
+    """
+    layer_config = {k: dict(v) for k, v in (layer_config or {}).items()}
+    # One stack name per environment in every layer (FIELD-NOTES 20): the suffix.
+    stack = stack or str(config.get("environmentSuffix") or "dev")
+    common = validate_config(config, layer_config, stack, layers)
+    for layer in layers:
+        if not (layer_dir(layer) / "__main__.py").exists():
+            raise PlanError(f"layer {layer} has no program ({layer_dir(layer) / '__main__.py'})")
+    backend = SyntheticBackend()
+    try:
+        runs = run_all(dict(config), stack=stack, layer_config=layer_config, backend=backend,
+                       layers=layers)
+    except cfg.ConfigError:
+        raise
+    except Exception as exc:
+        raise PlanError(f"a layer program failed: {exc}\n{traceback.format_exc()}") from exc
+    secrets = frozenset(v for v in backend.master_secret.values() if v)
+    return Plan(
+        suffix=common.environment_suffix, stack=stack,
+        regions=(common.primary_region, common.secondary_region),
+        config=dict(config), layer_config=layer_config, runs=runs,
+        report=evaluate(runs, common), contract_problems=contract_problems(runs),
+        secrets=secrets | frozenset(_secret_export_values(runs)),
+    )
+
+
+def _secret_export_values(runs: Mapping[str, LayerRun]) -> list[str]:
+    return [str(run.exports[k]) for run in runs.values() for k in run.secret_exports
+            if run.exports.get(k)]
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _provider_name(urn: str | None) -> str | None:
+    return urn.rsplit("::", 1)[-1] if urn else None
+
+
+def mask(value: Any, secrets: frozenset[str], key: str = "") -> Any:
+    """``value`` with credentials replaced: secret-marked values, values under credential
+    input names, and any known secret value wherever it appears."""
+    if is_secret_wrapper(value):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: mask(v, secrets, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask(v, secrets, key) for v in value]
+    if isinstance(value, str):
+        if key and _SECRET_KEY.search(key):
+            return MASK
+        for secret in secrets:
+            if secret and secret in value:
+                value = value.replace(secret, MASK)
+    return value
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    layers = {}
+    for layer, run in plan.runs.items():
+        layers[layer] = {
+            "project": run.project,
+            "stack": run.stack,
+            "exports": {k: (MASK if k in run.secret_exports else mask(v, plan.secrets))
+                        for k, v in sorted(run.exports.items())},
+            "resources": [
+                {
+                    "type": r.type, "name": r.name, "urn": r.urn,
+                    "region": r.inputs.get("region") if isinstance(r.inputs.get("region"), str)
+                    else r.region,
+                    "provider": _provider_name(r.provider_urn),
+                    "parent": r.parent_urn,
+                    "custom": r.custom,
+                    "protect": r.protect, "retainOnDelete": r.retain_on_delete,
+                    "inputs": mask(r.inputs, plan.secrets),
+                }
+                for r in run.resources
+            ],
+        }
+    return {
+        "environmentSuffix": plan.suffix,
+        "stack": plan.stack,
+        "primaryRegion": plan.regions[0],
+        "secondaryRegion": plan.regions[1],
+        "config": mask(plan.config, plan.secrets),
+        "layerConfig": mask(plan.layer_config, plan.secrets),
+        "layers": layers,
+        "violations": [_finding_json(f) for f in plan.report.violations],
+        "waived": [_finding_json(f) for f in plan.report.waived],
+        "contractProblems": plan.contract_problems,
+    }
+
+
+def _finding_json(finding: rules.Finding) -> dict[str, Any]:
+    return {"rule": finding.rule_id, "type": finding.resource_type, "name": finding.resource_name,
+            "urn": finding.urn, "message": finding.message, "waiverReason": finding.waiver_reason}
+
+
+def write_plan(plan: Plan, out_dir: Path = DEFAULT_OUT_DIR) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"plan-{plan.suffix}.json"
+    path.write_text(json.dumps(plan_json(plan), indent=2, sort_keys=False, default=str) + "\n")
+    return path
+
+
+def _short(value: Any, width: int = 90) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple)):
+        return ",".join(_fmt(v) for v in value)
+    text = str(value)
+    parts = text.split(":")
+    if text.startswith("arn:") and len(parts) >= 6:
+        # Service, region and resource say what matters; the account is the caller's.
+        return f"{parts[2]}:{parts[3] or '-'}:{':'.join(parts[5:])}"
+    return text
+
+
+def _settings_line(record: ResourceRecord, region: str | None, fields: Sequence[tuple[str, str]]
+                   ) -> str:
+    parts = []
+    for label, key in fields:
+        value = record.inputs.get(key)
+        if value not in (None, "", []):
+            parts.append(f"{label}={_fmt(value)}")
+    return f"{record.name} [{region or 'no region'}]: " + " ".join(parts)
+
+
+# What the summary shows of each resource type that carries a key setting.
+_KEY_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "aws:ec2/vpc:Vpc": (("cidr", "cidrBlock"),),
+    "aws:rds/instance:Instance": (
+        ("id", "identifier"), ("engine", "engine"), ("version", "engineVersion"),
+        ("class", "instanceClass"), ("multiAz", "multiAz"), ("encrypted", "storageEncrypted"),
+        ("kms", "kmsKeyId"), ("replicaOf", "replicateSourceDb"),
+        ("storage", "allocatedStorage"), ("maxStorage", "maxAllocatedStorage"),
+        ("backupDays", "backupRetentionPeriod"), ("paramGroup", "parameterGroupName"),
+        ("iamAuth", "iamDatabaseAuthenticationEnabled"), ("monitoring", "monitoringInterval"),
+        ("public", "publiclyAccessible"), ("deletionProtection", "deletionProtection"),
+        ("skipFinalSnapshot", "skipFinalSnapshot"),
+    ),
+    "aws:rds/parameterGroup:ParameterGroup": (("name", "name"), ("family", "family")),
+    "aws:kms/key:Key": (("rotation", "enableKeyRotation"), ("deletionWindow", "deletionWindowInDays")),
+    "aws:sns/topic:Topic": (("name", "name"), ("kms", "kmsMasterKeyId")),
+    "aws:cloudwatch/logGroup:LogGroup": (("name", "name"), ("retentionDays", "retentionInDays")),
+    "aws:lambda/function:Function": (("name", "name"), ("runtime", "runtime"),
+                                      ("timeout", "timeout"), ("memory", "memorySize")),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (
+        ("name", "name"), ("metric", "metricName"), ("period", "period"),
+        ("datapoints", "datapointsToAlarm"), ("of", "evaluationPeriods"),
+        ("missing", "treatMissingData"),
+    ),
+    "aws:route53/zone:Zone": (("name", "name"),),
+    "aws:route53/healthCheck:HealthCheck": (
+        ("type", "type"), ("alarm", "cloudwatchAlarmName"), ("alarmRegion", "cloudwatchAlarmRegion"),
+        ("insufficientData", "insufficientDataHealthStatus"),
+    ),
+    "aws:route53/record:Record": (("name", "name"), ("type", "type"), ("ttl", "ttl"),
+                                  ("setId", "setIdentifier")),
+}
+
+
+def _region(record: ResourceRecord) -> str | None:
+    own = record.inputs.get("region")
+    return own if isinstance(own, str) else record.region
+
+
+def render(plan: Plan, plan_path: Path | None = None, elapsed: float | None = None) -> str:
+    lines = [
+        f"offline plan: suffix {plan.suffix}, stack {plan.stack}, primary {plan.regions[0]}, "
+        f"secondary {plan.regions[1]}",
+    ]
+    for layer, run in plan.runs.items():
+        custom = [r for r in run.resources if r.custom and not r.type.startswith("pulumi:")]
+        lines += ["", f"== {layer} ({run.project}, stack {run.stack}): {len(custom)} resources =="]
+        for type_, count in sorted(Counter(r.type for r in custom).items()):
+            lines.append(f"  {count:3d}  {type_}")
+        by_region = Counter(_region(r) or "no provider region" for r in custom)
+        lines.append("  by region: " + ", ".join(f"{k} {v}" for k, v in sorted(by_region.items())))
+        settings = [
+            _settings_line(r, _region(r), _KEY_SETTINGS[r.type])
+            for r in custom if r.type in _KEY_SETTINGS
+        ]
+        if settings:
+            lines.append("  key settings:")
+            for line in sorted(settings):
+                lines += textwrap.wrap(line, width=110, initial_indent="    ",
+                                       subsequent_indent="        ", break_long_words=False,
+                                       break_on_hyphens=False)
+        lines.append("  outputs:")
+        for key, value in sorted(run.exports.items()):
+            shown = MASK if key in run.secret_exports else mask(value, plan.secrets)
+            lines.append(f"    {key} = {_short(shown)}")
+        if layer == "dns-failover":
+            lines += _budget_lines(plan, run)
+    lines.append("")
+    if plan.contract_problems:
+        lines.append("output contract (shared/contract.py):")
+        lines += [f"  [VIOLATION] {p}" for p in plan.contract_problems]
+    lines.append(f"policy: {len(rules.RULES)} resource rules, {len(rules.STACK_RULES)} stack rules; "
+                 f"{len(plan.report.violations)} violation(s), {len(plan.report.waived)} waived")
+    lines += [f"  {f}" for f in plan.report.violations]
+    for (rule_id, reason), findings in _group_waived(plan.report.waived).items():
+        names = ", ".join(sorted({f.resource_name for f in findings}))
+        lines += textwrap.wrap(f"[WAIVED] {rule_id} on {names}: {reason}", width=110,
+                               initial_indent="  ", subsequent_indent="      ",
+                               break_long_words=False, break_on_hyphens=False)
+    if plan_path:
+        lines.append(f"plan written to {_display(plan_path)}")
+    if elapsed is not None:
+        lines.append(f"synthesized and checked in {elapsed:.1f} s")
+    lines.append("PLAN OK" if plan.ok else "PLAN FAILED")
+    return "\n".join(lines)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _group_waived(findings: Sequence[rules.Finding]) -> dict[tuple[str, str], list[rules.Finding]]:
+    grouped: dict[tuple[str, str], list[rules.Finding]] = {}
+    for finding in findings:
+        grouped.setdefault((finding.rule_id, finding.waiver_reason or ""), []).append(finding)
+    return grouped
+
+
+def _budget_lines(plan: Plan, run: LayerRun) -> list[str]:
+    config = {**plan.config, **plan.layer_config.get("dns-failover", {})}
+    settings = cfg.load_failover_settings(cfg.DictSource(config, stack=plan.stack))
+    exported = run.exports.get("detectionBudgetSeconds")
+    return [
+        "  failover detection budget:",
+        f"    alarm on {settings.alarm_datapoints} of {settings.alarm_periods} one-minute periods, "
+        f"record TTL {settings.record_ttl_seconds} s, automation {settings.automation_mode}",
+        f"    worst case until DNS has moved and the promoter has acted: "
+        f"{settings.detection_budget_seconds} s (exported: {exported}); promotion itself "
+        "takes minutes on top (RUNBOOK.md)",
+    ]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m offline.plan",
+        description="Synthesize the four layers offline, print a summary, write the plan JSON "
+                    "and check every policy rule.",
+    )
+    parser.add_argument("--suffix", default=os.environ.get("ENV_SUFFIX", ""),
+                        help="environmentSuffix (default: $ENV_SUFFIX, else the stack name)")
+    parser.add_argument("--stack", default="",
+                        help="stack name in every layer (default: the suffix)")
+    parser.add_argument("--primary-region", default=os.environ.get("PRIMARY_REGION", ""),
+                        help="aws:region (default: $PRIMARY_REGION, else us-east-1)")
+    parser.add_argument("--secondary-region", default=os.environ.get("SECONDARY_REGION", ""),
+                        help="secondaryRegion (default: $SECONDARY_REGION, else us-west-2)")
+    parser.add_argument("--config", action="append", default=[], metavar="[LAYER/]KEY=VALUE",
+                        help="config override for every layer, or for one layer with LAYER/")
+    parser.add_argument("--out-dir", default=str(DEFAULT_OUT_DIR),
+                        help="where plan-<suffix>.json is written (default: plan-out/)")
+    parser.add_argument("--layers", default=",".join(LAYERS),
+                        help="comma-separated layers in dependency order (default: all four; "
+                             "a prefix such as 'network' is for development only)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arg_parser().parse_args(argv)
+    started = time.monotonic()
+    layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
+    unknown = [layer for layer in layers if layer not in LAYERS]
+    if unknown or layers != [layer for layer in LAYERS if layer in layers]:
+        print(f"--layers must list layers among {', '.join(LAYERS)} in that order", file=sys.stderr)
+        return EXIT_SYNTHESIS
+    try:
+        overrides, per_layer = parse_overrides(args.config)
+        config = base_config(args.suffix.strip(), args.primary_region.strip(),
+                             args.secondary_region.strip(), overrides)
+        plan = build_plan(config, stack=args.stack.strip() or None, layer_config=per_layer,
+                          layers=layers)
+    except cfg.ConfigError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except PlanError as exc:
+        print(f"cannot synthesize the plan: {exc}", file=sys.stderr)
+        return EXIT_SYNTHESIS
+    path = write_plan(plan, Path(args.out_dir))
+    print(render(plan, path, time.monotonic() - started))
+    return EXIT_OK if plan.ok else EXIT_VIOLATIONS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""A customer-managed KMS key for one region: the database, its log groups and its alerts.
+
+KMS keys are regional, so each region that holds encrypted data gets its own
+key (an encrypted cross-region replica must be given a key of its own region).
+The key policy is explicit instead of the console default, so a reviewer can
+see exactly which services may use the key and under which conditions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from shared.components.alerting import SNS_PUBLISHERS
+from shared.naming import Namer
+
+DELETION_WINDOW_DAYS = 7
+# Cryptographic operations a service needs to encrypt and read back data with the key.
+_DATA_ACTIONS = (
+    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+    "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey",
+)
+
+
+@dataclass
+class EncryptionKeyArgs:
+    namer: Namer
+    alias_base: str  # catalogued KMS alias base, e.g. "rds-primary"
+    region: str
+    account_id: pulumi.Input[str]
+    partition: pulumi.Input[str]
+    description: str
+    # Log group names (a trailing "*" allowed) whose data CloudWatch Logs may encrypt.
+    log_group_patterns: Sequence[str] = ()
+    allow_rds: bool = True
+    # Services that publish to SNS topics encrypted with this key.
+    sns_publishers: Sequence[str] = field(default_factory=lambda: list(SNS_PUBLISHERS))
+
+
+def key_policy(region: str, account_id: str, partition: str, *, allow_rds: bool,
+               log_group_patterns: Sequence[str], sns_publishers: Sequence[str]) -> str:
+    """The key policy document (JSON) for one region's key."""
+    statements: list[dict[str, Any]] = [
+        {
+            # AWS's default first statement: the account (through IAM policies) administers
+            # and uses the key. Without it a key can become unmanageable (KMS Developer
+            # Guide, "Default key policy"). In a key policy, Resource "*" means this key.
+            "Sid": "AccountAdministersKeyThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+    ]
+    if allow_rds:
+        statements.append({
+            # The statement AWS's own aws/rds key carries: principals of this account may
+            # use the key only through RDS in this region (storage, snapshots, Performance
+            # Insights, cross-region replica creation).
+            "Sid": "RdsInThisRegionForThisAccount",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": [*_DATA_ACTIONS, "kms:CreateGrant", "kms:ListGrants"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {
+                "kms:ViaService": f"rds.{region}.amazonaws.com",
+                "kms:CallerAccount": account_id,
+            }},
+        })
+    if log_group_patterns:
+        statements.append({
+            # CloudWatch Logs may encrypt only the named log groups of this account
+            # (CloudWatch Logs User Guide, "Encrypt log data using AWS KMS").
+            "Sid": "CloudWatchLogsForOwnLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": list(_DATA_ACTIONS),
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+                f"arn:{partition}:logs:{region}:{account_id}:log-group:{pattern}"
+                for pattern in log_group_patterns
+            ]}},
+        })
+    if sns_publishers:
+        statements.append({
+            # CloudWatch alarms, EventBridge and RDS event notifications publish to SNS
+            # topics encrypted with this key; SNS needs these two calls on their behalf
+            # (SNS Developer Guide, "Enable compatibility between event sources from AWS
+            # services and encrypted topics"). Who may publish is limited by the topic policy.
+            "Sid": "ServicesPublishToEncryptedTopics",
+            "Effect": "Allow",
+            "Principal": {"Service": sorted(sns_publishers)},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+        })
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+class EncryptionKey(pulumi.ComponentResource):
+    """A symmetric CMK with yearly rotation, a 7-day deletion window and an alias."""
+
+    key: aws.kms.Key
+    alias: aws.kms.Alias
+    arn: pulumi.Output[str]
+    alias_name: str
+
+    def __init__(self, name: str, args: EncryptionKeyArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rdsfailover:shared:EncryptionKey", name, None, opts)
+        namer = args.namer
+        self.alias_name = namer.kms_alias(args.alias_base)
+        policy = pulumi.Output.all(args.account_id, args.partition).apply(
+            lambda ids: key_policy(
+                args.region, ids[0], ids[1], allow_rds=args.allow_rds,
+                log_group_patterns=args.log_group_patterns, sns_publishers=args.sns_publishers,
+            )
+        )
+        self.key = aws.kms.Key(
+            namer.name(args.alias_base),
+            description=args.description,
+            key_usage="ENCRYPT_DECRYPT",
+            customer_master_key_spec="SYMMETRIC_DEFAULT",
+            enable_key_rotation=True,
+            deletion_window_in_days=DELETION_WINDOW_DAYS,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.alias = aws.kms.Alias(
+            namer.name(args.alias_base),
+            name=self.alias_name,
+            target_key_id=self.key.key_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.arn = self.key.arn
+        self.register_outputs({"keyArn": self.key.arn, "aliasName": self.alias_name})

@@ -1,0 +1,180 @@
+"""RDS for PostgreSQL pieces both database layers build the same way.
+
+- ``TlsParameterGroup``: forces TLS and turns on connection and slow-statement
+  logging. Each region needs its own: a cross-region replica does not inherit
+  its source's parameter group.
+- ``DbLogGroups``: the log groups RDS exports to, declared before the instance
+  so they carry a retention and a key and are deleted with the stack (otherwise
+  RDS creates them on first export, unencrypted and kept forever).
+- ``hardened_instance_args``: the instance settings every copy of the database
+  shares (encryption, no public access, IAM auth, monitoring, log exports...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from shared.config import DatabaseTuning
+from shared.naming import Namer
+
+ENGINE = "postgres"
+POSTGRES_PORT = 5432
+# The RSA 2048 CA RDS uses for new instances, valid until 2061 (RDS User Guide,
+# "Certificate authorities"). Clients trust it through the global bundle.
+CA_CERTIFICATE_IDENTIFIER = "rds-ca-rsa2048-g1"
+# Everything RDS for PostgreSQL can export (CreateDBInstance EnableCloudwatchLogsExports).
+LOG_EXPORTS = ("postgresql", "upgrade")
+
+
+def log_group_name(identifier: str, log_type: str) -> str:
+    """The log group RDS writes an exported log to (RDS User Guide, "Publishing logs")."""
+    return f"/aws/rds/instance/{identifier}/{log_type}"
+
+
+def log_group_pattern(identifier: str) -> str:
+    """Every log group RDS may export this instance's logs to (for the key policy)."""
+    return f"/aws/rds/instance/{identifier}/*"
+
+
+@dataclass
+class TlsParameterGroupArgs:
+    namer: Namer
+    group_base: str  # catalogued base, e.g. "pg-tls-primary"
+    family: pulumi.Input[str]  # e.g. "postgres17"
+    log_min_duration_statement_ms: int
+
+
+class TlsParameterGroup(pulumi.ComponentResource):
+    """A DB parameter group with ``rds.force_ssl = 1`` and sensible logging."""
+
+    group: aws.rds.ParameterGroup
+    name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TlsParameterGroupArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rdsfailover:shared:TlsParameterGroup", name, None, opts)
+        group_name = args.namer.name(args.group_base)
+        self.group = aws.rds.ParameterGroup(
+            group_name,
+            name=group_name,
+            family=args.family,
+            description="Forces TLS for every connection; logs connections and slow statements",
+            parameters=tls_parameters(args.log_min_duration_statement_ms),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.name = self.group.name
+        self.register_outputs({"name": self.group.name})
+
+
+def tls_parameters(log_min_duration_statement_ms: int) -> list[aws.rds.ParameterGroupParameterArgs]:
+    def param(name: str, value: str, apply_method: str) -> aws.rds.ParameterGroupParameterArgs:
+        return aws.rds.ParameterGroupParameterArgs(name=name, value=value, apply_method=apply_method)
+
+    return [
+        # pending-reboot is accepted whether RDS treats the parameter as static or dynamic.
+        # A group given at instance creation is in force from the start; see the replica
+        # layer for a group attached later.
+        param("rds.force_ssl", "1", "pending-reboot"),
+        param("log_connections", "1", "immediate"),
+        param("log_disconnections", "1", "immediate"),
+        param("log_lock_waits", "1", "immediate"),
+        param("log_min_duration_statement", str(log_min_duration_statement_ms), "immediate"),
+    ]
+
+
+@dataclass
+class DbLogGroupsArgs:
+    namer: Namer
+    role: str
+    identifier: str
+    retention_days: int
+    kms_key_arn: pulumi.Input[str]
+    log_types: Sequence[str] = LOG_EXPORTS
+
+
+class DbLogGroups(pulumi.ComponentResource):
+    """One encrypted log group with a retention per exported PostgreSQL log."""
+
+    groups: dict[str, aws.cloudwatch.LogGroup]
+
+    def __init__(self, name: str, args: DbLogGroupsArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rdsfailover:shared:DbLogGroups", name, None, opts)
+        self.groups = {
+            log_type: aws.cloudwatch.LogGroup(
+                args.namer.logical("pg-logs", args.role, log_type),
+                name=log_group_name(args.identifier, log_type),
+                retention_in_days=args.retention_days,
+                kms_key_id=args.kms_key_arn,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for log_type in args.log_types
+        }
+        self.register_outputs({
+            "logGroupNames": [group.name for group in self.groups.values()],
+        })
+
+
+@dataclass
+class InstanceBaseline:
+    """What every PostgreSQL instance of this project has in common."""
+
+    identifier: str
+    instance_class: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    subnet_group_name: pulumi.Input[str]
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    parameter_group_name: pulumi.Input[str]
+    monitoring_role_arn: pulumi.Input[str]
+    monitoring_interval_seconds: int
+    max_allocated_storage_gib: int
+    multi_az: bool
+    maintenance_window: str
+    tuning: DatabaseTuning
+
+
+def hardened_instance_args(baseline: InstanceBaseline) -> dict[str, Any]:
+    """Keyword arguments for ``aws.rds.Instance`` shared by the primary and the replica.
+
+    Deletion protection off and no final snapshot are deliberate: every layer must
+    be destroyable by CI (the README waives FSBP RDS.8 with that reason).
+    """
+    tuning = baseline.tuning
+    return {
+        "identifier": baseline.identifier,
+        "engine": ENGINE,
+        "instance_class": baseline.instance_class,
+        "port": POSTGRES_PORT,
+        "storage_type": "gp3",
+        "max_allocated_storage": baseline.max_allocated_storage_gib,
+        "storage_encrypted": True,
+        "kms_key_id": baseline.kms_key_arn,
+        "multi_az": baseline.multi_az,
+        "db_subnet_group_name": baseline.subnet_group_name,
+        "vpc_security_group_ids": baseline.security_group_ids,
+        "publicly_accessible": False,
+        "parameter_group_name": baseline.parameter_group_name,
+        "ca_cert_identifier": CA_CERTIFICATE_IDENTIFIER,
+        "iam_database_authentication_enabled": True,
+        "auto_minor_version_upgrade": True,
+        "maintenance_window": baseline.maintenance_window,
+        "copy_tags_to_snapshot": True,
+        "enabled_cloudwatch_logs_exports": list(LOG_EXPORTS),
+        "monitoring_interval": baseline.monitoring_interval_seconds,
+        "monitoring_role_arn": baseline.monitoring_role_arn,
+        # Performance Insights now lives in CloudWatch Database Insights; its data is
+        # encrypted with our key. Standard mode keeps 7 days free, advanced needs 465.
+        "database_insights_mode": tuning.database_insights_mode,
+        "performance_insights_enabled": True,
+        "performance_insights_kms_key_id": baseline.kms_key_arn,
+        "performance_insights_retention_period": tuning.performance_insights_retention_days,
+        "apply_immediately": tuning.apply_immediately,
+        "deletion_protection": False,
+        "skip_final_snapshot": True,
+        "delete_automated_backups": True,
+    }

@@ -1,0 +1,87 @@
+"""One CloudWatch dashboard for the failover path: probe, health check, lag, decisions.
+
+Every widget names the region its metric lives in, so the dashboard reads the same from
+either region's console. It is created in the secondary region, the one an operator
+watches while the primary region is failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+# Route 53 publishes health-check metrics (AWS/Route53 HealthCheckStatus) to CloudWatch in
+# US East (N. Virginia) only, whichever regions the deployment uses (Route 53 Developer
+# Guide, "Monitoring health checks using CloudWatch"). This is the metric's region
+# property, not a place this project deploys to.
+ROUTE53_METRICS_REGION = "us-east-1"
+PERIOD = 60
+
+
+@dataclass
+class FailoverDashboardArgs:
+    name: str
+    primary_region: str
+    secondary_region: str
+    canary_function_name: pulumi.Input[str]
+    promoter_function_name: pulumi.Input[str]
+    health_check_id: pulumi.Input[str]
+    replica_identifier: pulumi.Input[str]
+    decisions_namespace: str
+    decisions_metric: str
+
+
+def failover_dashboard(args: FailoverDashboardArgs, opts: pulumi.ResourceOptions
+                       ) -> aws.cloudwatch.Dashboard:
+    body = pulumi.Output.all(
+        args.canary_function_name, args.promoter_function_name, args.health_check_id,
+        args.replica_identifier,
+    ).apply(lambda v: json.dumps(dashboard_body(args, *v)))
+    return aws.cloudwatch.Dashboard(args.name, dashboard_name=args.name, dashboard_body=body,
+                                    opts=opts)
+
+
+def dashboard_body(args: FailoverDashboardArgs, canary: str, promoter: str, health_check_id: str,
+                   replica: str) -> dict[str, Any]:
+    search = (
+        f"SEARCH('{{{args.decisions_namespace},Action}} MetricName=\"{args.decisions_metric}\"', "
+        f"'Sum', {PERIOD})"
+    )
+    widgets = [
+        _metric("Canary runs and failures (primary)", args.primary_region, [
+            ["AWS/Lambda", "Invocations", "FunctionName", canary, {"stat": "Sum"}],
+            ["AWS/Lambda", "Errors", "FunctionName", canary, {"stat": "Sum"}],
+        ]),
+        _metric("Writer health check (1 = healthy)", ROUTE53_METRICS_REGION, [
+            ["AWS/Route53", "HealthCheckStatus", "HealthCheckId", health_check_id,
+             {"stat": "Minimum"}],
+        ], y_max=1),
+        _metric("Replica lag, seconds (RPO if the primary failed now)", args.secondary_region, [
+            ["AWS/RDS", "ReplicaLag", "DBInstanceIdentifier", replica, {"stat": "Maximum"}],
+        ]),
+        _metric("Promoter runs and failures (secondary)", args.secondary_region, [
+            ["AWS/Lambda", "Invocations", "FunctionName", promoter, {"stat": "Sum"}],
+            ["AWS/Lambda", "Errors", "FunctionName", promoter, {"stat": "Sum"}],
+        ]),
+        _metric("Promoter decisions by action", args.secondary_region, [
+            [{"expression": search, "id": "decisions", "label": ""}],
+        ]),
+    ]
+    for index, widget in enumerate(widgets):
+        widget.update(x=(index % 2) * 12, y=(index // 2) * 6, width=12, height=6)
+    return {"widgets": widgets}
+
+
+def _metric(title: str, region: str, metrics: list[list[Any]], y_max: int | None = None
+            ) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "title": title, "region": region, "metrics": metrics, "period": PERIOD,
+        "view": "timeSeries", "stacked": False,
+    }
+    if y_max is not None:
+        properties["yAxis"] = {"left": {"min": 0, "max": y_max}}
+    return {"type": "metric", "properties": properties}

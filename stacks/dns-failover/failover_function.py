@@ -1,0 +1,163 @@
+"""A scheduled Lambda function with its own log group, role and least-privilege policy.
+
+The canary and the promoter share this shape: a single-file Python handler, a log group
+declared (with retention) before the function so Lambda never creates an unmanaged one,
+an execution role whose inline policy can write only that log group plus what the caller
+adds, and an EventBridge rule that runs the function every minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from shared import iam
+from shared.naming import Namer
+
+LAMBDAS_DIR = Path(__file__).resolve().parent / "lambdas"
+# Lambda.2 (FSBP): a supported runtime; the handlers use the standard library and boto3 only.
+RUNTIME = "python3.13"
+EVERY_MINUTE = "rate(1 minute)"
+
+
+def handler_archive(module: str) -> pulumi.AssetArchive:
+    """The handler's one source file, alone in the archive (no __pycache__, no tests)."""
+    return pulumi.AssetArchive({
+        f"{module}.py": pulumi.FileAsset(str(LAMBDAS_DIR / module / f"{module}.py")),
+    })
+
+
+@dataclass
+class FailoverFunctionArgs:
+    base: str  # catalogued name base, e.g. "db-canary"; the role and schedule add suffixes
+    module: str  # lambdas/<module>/<module>.py with a handler() function
+    description: str
+    environment: Mapping[str, pulumi.Input[str]]
+    timeout_seconds: int
+    memory_mb: int
+    log_retention_days: int
+    namer: Namer
+    policy_statements: Sequence[pulumi.Input[dict[str, Any]]] = field(default_factory=list)
+    subnet_ids: pulumi.Input[Sequence[str]] | None = None
+    security_group_ids: pulumi.Input[Sequence[str]] | None = None
+
+
+class FailoverFunction(pulumi.ComponentResource):
+    """One Lambda function of the failover machinery, run every minute by EventBridge."""
+
+    log_group: aws.cloudwatch.LogGroup
+    role: aws.iam.Role
+    function: aws.lambda_.Function
+    schedule: aws.cloudwatch.EventRule
+
+    def __init__(self, name: str, args: FailoverFunctionArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rdsfailover:dns:FailoverFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namer = args.namer
+        self._namer, self._base = namer, args.base
+        function_name = namer.name(args.base)
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            namer.logical(args.base, "logs"),
+            name=namer.lambda_log_group(args.base),
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+        role_name = namer.name(f"{args.base}-role")
+        # Lambda assumes an execution role only for functions of the account that passed it
+        # (iam:PassRole does not cross accounts), so the trust needs no source condition.
+        self.role = aws.iam.Role(
+            role_name,
+            name=role_name,
+            description=f"Execution role of {function_name}",
+            assume_role_policy=iam.assume_role_policy("lambda.amazonaws.com"),
+            opts=child,
+        )
+        log_arns = self.log_group.arn.apply(lambda arn: [arn, f"{arn}:*"])
+        policy = aws.iam.RolePolicy(
+            namer.logical(args.base, "policy"),
+            role=self.role.id,
+            policy=iam.policy_document([
+                log_arns.apply(lambda arns: iam.statement(
+                    ["logs:CreateLogStream", "logs:PutLogEvents"], arns, sid="WriteOwnLogGroup",
+                )),
+                *args.policy_statements,
+            ]),
+            opts=child,
+        )
+
+        vpc_config = None
+        if args.subnet_ids is not None:
+            vpc_config = aws.lambda_.FunctionVpcConfigArgs(
+                subnet_ids=args.subnet_ids, security_group_ids=args.security_group_ids or [],
+            )
+        self.function = aws.lambda_.Function(
+            function_name,
+            name=function_name,
+            description=args.description,
+            role=self.role.arn,
+            runtime=RUNTIME,
+            handler=f"{args.module}.handler",
+            code=handler_archive(args.module),
+            architectures=["arm64"],
+            timeout=args.timeout_seconds,
+            memory_size=args.memory_mb,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
+            vpc_config=vpc_config,
+            # The log group must exist with its retention before the first invocation, and the
+            # role must already carry its policy (a VPC function needs the ENI permissions
+            # at creation time).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, policy]),
+        )
+        # A failed or late run is superseded by the next minute's run: retrying an old
+        # trigger would only stack stale work behind fresh evidence.
+        aws.lambda_.FunctionEventInvokeConfig(
+            namer.logical(args.base, "async"),
+            function_name=self.function.name,
+            maximum_retry_attempts=0,
+            maximum_event_age_in_seconds=60,
+            opts=child,
+        )
+
+        schedule_name = namer.name(f"{args.base}-schedule")
+        self.schedule = aws.cloudwatch.EventRule(
+            schedule_name,
+            name=schedule_name,
+            description=f"Runs {function_name} every minute",
+            schedule_expression=EVERY_MINUTE,
+            opts=child,
+        )
+        permission = self.allow_invoke(
+            "schedule", "events.amazonaws.com", self.schedule.arn,
+        )
+        aws.cloudwatch.EventTarget(
+            namer.logical(args.base, "schedule-target"),
+            rule=self.schedule.name,
+            arn=self.function.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+
+        self.register_outputs({
+            "functionName": self.function.name,
+            "functionArn": self.function.arn,
+            "logGroupName": self.log_group.name,
+        })
+
+    def allow_invoke(self, label: str, principal: str, source_arn: pulumi.Input[str],
+                     opts: pulumi.ResourceOptions | None = None) -> aws.lambda_.Permission:
+        """Let ``principal`` invoke the function, only on behalf of ``source_arn``."""
+        base = pulumi.ResourceOptions(parent=self)
+        return aws.lambda_.Permission(
+            self._namer.logical(self._base, label, "invoke"),
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal=principal,
+            source_arn=source_arn,
+            opts=pulumi.ResourceOptions.merge(base, opts),
+        )

@@ -1,0 +1,152 @@
+"""The primary's health signal: canary Lambda -> CloudWatch alarm -> Route 53 health check.
+
+Route 53 health checkers live outside every VPC and cannot reach a private database, so the
+signal is built inside the primary region (Route 53 Developer Guide, "Configuring failover
+in a private hosted zone"): a canary in the primary VPC probes PostgreSQL every minute and
+raises on failure; an alarm on the canary's own AWS/Lambda Errors metric turns failures, or
+no runs at all, into ALARM; a health check of type CLOUDWATCH_METRIC follows the alarm.
+
+Alarm shape. An alarm-based health check accepts standard-resolution metrics and the
+statistics Average, Minimum, Maximum, Sum and SampleCount only (Route 53 API Reference,
+AlarmIdentifier), and Route 53 describes the alarm it follows by one metric name, namespace,
+statistic and dimension set (CloudWatchAlarmConfiguration), which a metric-math alarm does
+not have. So: one metric, Sum of Errors over 60-second periods, no math. Invocation
+metrics are binary per run (Lambda Developer Guide, "Types of metrics for Lambda
+functions"): a clean run reports Errors = 0 and a raise or a timeout reports 1, so a
+missing datapoint means the canary did not run at all (its region, its schedule or Lambda
+itself is down), and missing data is treated as breaching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+from failover_function import FailoverFunction, FailoverFunctionArgs
+
+from shared import iam
+from shared.components.alerting import AlertTopic, AlertTopicArgs
+from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
+
+# Seconds the canary function may run beyond the probe's own deadline (cold start, ENI
+# attach, interpreter start). A run that hits the Lambda timeout counts as an error too.
+CANARY_TIMEOUT_MARGIN_SECONDS = 5
+CANARY_MEMORY_MB = 128
+
+
+@dataclass
+class HealthSignalArgs:
+    settings: FailoverSettings
+    subnet_ids: pulumi.Input[list[str]]
+    security_group_id: pulumi.Input[str]
+    db_host: pulumi.Input[str]
+    db_port: pulumi.Input[int]
+    kms_key_arn: pulumi.Input[str]  # the primary region's key, for the alarm topic
+
+
+class HealthSignal(pulumi.ComponentResource):
+    """Canary, alarm, alarm topic and health check; all in the primary region."""
+
+    canary: FailoverFunction
+    alarm: aws.cloudwatch.MetricAlarm
+    alarm_topic: aws.sns.Topic
+    health_check: aws.route53.HealthCheck
+
+    def __init__(self, name: str, args: HealthSignalArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rdsfailover:dns:HealthSignal", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        namer = settings.common.namer
+
+        self.canary = FailoverFunction(
+            namer.logical("canary"),
+            FailoverFunctionArgs(
+                base="db-canary",
+                module="canary",
+                description="Probes the primary PostgreSQL over TLS every minute; fails when it is down",
+                environment={
+                    "DB_HOST": args.db_host,
+                    # Stack outputs carry numbers as JSON (protobuf) doubles: 5432.0.
+                    "DB_PORT": pulumi.Output.from_input(args.db_port).apply(lambda p: str(int(p))),
+                    "PROBE_TIMEOUT_SECONDS": str(settings.probe_timeout_seconds),
+                },
+                timeout_seconds=settings.probe_timeout_seconds + CANARY_TIMEOUT_MARGIN_SECONDS,
+                memory_mb=CANARY_MEMORY_MB,
+                log_retention_days=settings.log_retention_days,
+                namer=namer,
+                policy_statements=[
+                    # Lambda creates and removes the function's network interfaces with the
+                    # execution role. DescribeNetworkInterfaces and DescribeSubnets support no
+                    # resource-level permissions, and the interfaces do not exist (have no ARN)
+                    # before Lambda creates them, so these actions take "*" (Lambda Developer
+                    # Guide, "Giving Lambda functions access to resources in an Amazon VPC").
+                    iam.statement(
+                        ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
+                         "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
+                         "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"],
+                        ["*"], sid="ManageVpcInterfaces",
+                    ),
+                ],
+                subnet_ids=args.subnet_ids,
+                security_group_ids=[args.security_group_id],
+            ),
+            opts=child,
+        )
+
+        # SNS.1: encrypted with the primary region's customer key; only CloudWatch alarms of
+        # this account may publish (the promoter subscribes).
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        self.alarm_topic = AlertTopic(
+            namer.logical("canary-alarm-topic"),
+            AlertTopicArgs(namer=namer, topic_base="db-canary-alarm", kms_key_arn=args.kms_key_arn,
+                           account_id=account, publishers=["cloudwatch.amazonaws.com"]),
+            opts=child,
+        ).topic
+
+        alarm_name = namer.name("db-canary-errors")
+        m, n = settings.alarm_datapoints, settings.alarm_periods
+        self.alarm = aws.cloudwatch.MetricAlarm(
+            alarm_name,
+            name=alarm_name,
+            alarm_description=(
+                f"Primary PostgreSQL is down or unprobed: the canary failed or did not run in "
+                f"{m} of the last {n} minutes. Drives the Route 53 health check of the writer "
+                f"record and wakes the promoter."
+            ),
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions={"FunctionName": self.canary.function.name},
+            statistic="Sum",
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=n,
+            datapoints_to_alarm=m,
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
+            treat_missing_data="breaching",
+            alarm_actions=[self.alarm_topic.arn],
+            ok_actions=[self.alarm_topic.arn],
+            opts=child,
+        )
+
+        # Route 53 is a global service; the primary provider only signs the calls. The
+        # alarm's region is its own property of the check.
+        health_name = namer.name("db-primary-health")
+        self.health_check = aws.route53.HealthCheck(
+            health_name,
+            type="CLOUDWATCH_METRIC",
+            cloudwatch_alarm_name=self.alarm.name,
+            cloudwatch_alarm_region=settings.common.primary_region,
+            # A whole-region outage leaves the alarm without data; the default
+            # (LastKnownStatus) would keep reporting "healthy" (FIELD-NOTES 3).
+            insufficient_data_health_status="Unhealthy",
+            tags={"Name": health_name},
+            opts=child,
+        )
+
+        self.register_outputs({
+            "alarmName": self.alarm.name,
+            "healthCheckId": self.health_check.id,
+            "canaryFunctionName": self.canary.function.name,
+        })

@@ -1,0 +1,369 @@
+"""What the integration tests stand on: the deployed outputs, AWS clients, the promoter.
+
+The integration tests are written for REAL AWS. They read only the flat stack
+outputs (``cfn-outputs/flat-outputs.json``, or ``FLAT_OUTPUTS_PATH``) and the
+standard AWS environment (credentials, ``AWS_ENDPOINT_URL``); every region comes
+from the outputs. The rehearsal (``make rehearse``) runs the same tests against
+an AWS API emulator by setting ``AWS_ENDPOINT_URL`` and ``AWS_EMULATOR=moto``.
+
+Under the emulator, two things differ, both in the open:
+
+* Lambda functions cannot run (moto needs Docker to invoke them). The promoter is
+  run in-process instead: its deployed configuration (handler, environment) is read
+  with GetFunctionConfiguration and the same handler code is called with it, its
+  boto3 clients pointed at the emulator by the standard environment.
+* Where moto departs from documented AWS behaviour, ``EmulatorCorrections`` adjusts
+  the answers, each with the AWS reference, and only in the failover drill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from tests.support.lambdas import load_lambda
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUTPUTS_PATH = REPO / "cfn-outputs" / "flat-outputs.json"
+OUTPUTS_ENV = "FLAT_OUTPUTS_PATH"
+EMULATOR_ENV = "AWS_EMULATOR"
+DRILL_ENV = "RUN_FAILOVER_DRILL"
+DRILL_REPORT_ENV = "DRILL_REPORT_PATH"
+# Skip reasons of checks only real AWS can answer start with this (the rehearsal
+# fails on any other skip).
+REAL_AWS_ONLY = "real AWS only"
+
+
+def outputs_path() -> Path:
+    return Path(os.environ.get(OUTPUTS_ENV) or DEFAULT_OUTPUTS_PATH)
+
+
+def no_outputs_message(path: Path) -> str:
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return (f"no deployment outputs at {shown}: `make deploy ENV_SUFFIX=x && make outputs "
+            "ENV_SUFFIX=x` (AWS) or `make rehearse ENV_SUFFIX=demo` (emulator)")
+
+
+def under_emulator() -> bool:
+    return os.environ.get(EMULATOR_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def drill_requested() -> bool:
+    return os.environ.get(DRILL_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+class Deployment(Mapping[str, Any]):
+    """The flat outputs, failing clearly on a missing key."""
+
+    def __init__(self, outputs: Mapping[str, Any], path: Path):
+        self._outputs = dict(outputs)
+        self.path = path
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Deployment:
+        path = path or outputs_path()
+        return cls(json.loads(path.read_text()), path)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._outputs:
+            raise KeyError(f"output {key!r} is missing from {self.path}: is every layer deployed "
+                           "and were the outputs exported after the last deploy?")
+        return self._outputs[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outputs)
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+
+_SESSION = boto3.session.Session()
+
+
+def client(service: str, region: str) -> Any:
+    """A new client (standard credential and endpoint chain, patient retries).
+
+    New, so hooks one test adds never reach another; from one session, so service
+    models load once.
+    """
+    return _SESSION.client(
+        service, region_name=region,
+        config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                      connect_timeout=10, read_timeout=70),
+    )
+
+
+def region_of(arn: str) -> str:
+    return arn.split(":")[3]
+
+
+def describe_instance(rds: Any, identifier: str) -> dict[str, Any]:
+    return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+
+
+def db_parameters(rds: Any, group: str) -> dict[str, str | None]:
+    """User-set parameters of a parameter group (all pages)."""
+    found: dict[str, str | None] = {}
+    kwargs: dict[str, Any] = {"DBParameterGroupName": group, "Source": "user"}
+    while True:
+        page = rds.describe_db_parameters(**kwargs)
+        for parameter in page.get("Parameters", []):
+            found[parameter["ParameterName"]] = parameter.get("ParameterValue")
+        if not page.get("Marker"):
+            return found
+        kwargs["Marker"] = page["Marker"]
+
+
+def record_sets(route53: Any, zone_id: str, name: str) -> list[dict[str, Any]]:
+    """All record sets named ``name`` (any type, any set identifier)."""
+    wanted = name.rstrip(".").lower()
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "StartRecordName": wanted}
+    while True:
+        page = route53.list_resource_record_sets(**kwargs)
+        for record in page["ResourceRecordSets"]:
+            if record["Name"].rstrip(".").lower() == wanted:
+                found.append(record)
+            elif found:
+                return found
+        if not page.get("IsTruncated"):
+            return found
+        kwargs.update(StartRecordName=page["NextRecordName"], StartRecordType=page["NextRecordType"])
+        if page.get("NextRecordIdentifier"):
+            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+
+
+def values_of(record: Mapping[str, Any]) -> list[str]:
+    return [rr["Value"].rstrip(".").lower() for rr in record.get("ResourceRecords", [])]
+
+
+def alarms_on(cloudwatch: Any, dimension: str, value: str) -> list[dict[str, Any]]:
+    alarms: list[dict[str, Any]] = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+        for alarm in page["MetricAlarms"]:
+            if {"Name": dimension, "Value": value} in alarm.get("Dimensions", []):
+                alarms.append(alarm)
+    return alarms
+
+
+ClientHook = Callable[[Any], None]
+
+
+@dataclass
+class PromoterRunner:
+    """Runs the deployed promoter: a Lambda invoke on AWS, the same handler in-process on moto."""
+
+    deployment: Deployment
+    emulated: bool
+    hooks: list[ClientHook] = field(default_factory=list)
+
+    @property
+    def function_arn(self) -> str:
+        return self.deployment["promoterFunctionArn"]
+
+    @property
+    def region(self) -> str:
+        return region_of(self.function_arn)
+
+    def configuration(self) -> dict[str, Any]:
+        return client("lambda", self.region).get_function_configuration(FunctionName=self.function_arn)
+
+    def invoke(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.emulated:
+            return self._invoke_lambda(event)
+        return self._invoke_in_process(event)
+
+    def _invoke_lambda(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        answer = client("lambda", self.region).invoke(
+            FunctionName=self.function_arn, InvocationType="RequestResponse",
+            Payload=json.dumps(event).encode())
+        payload = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError"):
+            raise AssertionError(f"the promoter failed ({answer['FunctionError']}): {payload}")
+        return payload
+
+    def _invoke_in_process(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        config = self.configuration()
+        module_name, _, function_name = config["Handler"].rpartition(".")
+        module = load_lambda(module_name)
+        handler = getattr(module, function_name)
+        environment = dict((config.get("Environment") or {}).get("Variables") or {})
+        # What the Lambda runtime sets for every function, besides its configured variables.
+        environment.update(AWS_REGION=self.region, AWS_DEFAULT_REGION=self.region,
+                           AWS_LAMBDA_FUNCTION_NAME=config["FunctionName"])
+        with _patched_environ(environment), self._hooked_factory(module):
+            result = handler(dict(event), None)
+        # A Lambda answer travels as JSON; so does this one.
+        return json.loads(json.dumps(result, default=str))
+
+    @contextlib.contextmanager
+    def _hooked_factory(self, module: Any) -> Iterator[None]:
+        original = module.make_client
+
+        def make_client(*args: Any, **kwargs: Any) -> Any:
+            made = original(*args, **kwargs)
+            for hook in self.hooks:
+                hook(made)
+            return made
+
+        module.make_client = make_client
+        try:
+            yield
+        finally:
+            module.make_client = original
+
+
+@contextlib.contextmanager
+def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class EmulatorCorrections:
+    """Openly corrects moto where it departs from documented AWS behaviour (drill only).
+
+    * Route 53 GetHealthCheckStatus: moto always reports "Success". For a health
+      check of type CLOUDWATCH_METRIC, AWS reports the state of the alarm it follows:
+      ALARM is unhealthy, OK is healthy, INSUFFICIENT_DATA follows the check's
+      InsufficientDataHealthStatus, which this deployment sets to Unhealthy (Route 53
+      Developer Guide, "Monitoring a CloudWatch alarm"; API HealthCheckConfig). The
+      answer is derived from the canary alarm's real state in the emulator.
+    * RDS PromoteReadReplica: moto keeps ReadReplicaSourceDBInstanceIdentifier on the
+      promoted instance and keeps it in the source's ReadReplicaDBInstanceIdentifiers.
+      On AWS a promoted instance is a standalone instance and DescribeDBInstances no
+      longer names a source, nor does the source list it (RDS User Guide,
+      USER_ReadRepl.Promote; API DBInstance.ReadReplicaSourceDBInstanceIdentifier:
+      "if this DB instance is a read replica"). After a successful promotion is seen,
+      both fields are corrected in DescribeDBInstances answers.
+
+    Every successful call is also counted, so the drill can prove "exactly one promotion".
+    """
+
+    def __init__(self, deployment: Deployment):
+        self.deployment = deployment
+        self.calls: list[str] = []
+        self.applied: list[str] = []  # which corrections actually changed an answer
+        self.promoted_arns: set[str] = set()
+        self.promoted_ids: set[str] = set()
+        self._alarm_reader = client("cloudwatch", deployment["primaryDbRegion"])
+
+    def count(self, operation: str) -> int:
+        return self.calls.count(operation)
+
+    def hook(self, made: Any) -> None:
+        events = made.meta.events
+        events.register("after-call.*.*", self._count)
+        service = made.meta.service_model.service_name
+        if service == "route53":
+            events.register("before-call.route53.GetHealthCheckStatus", self._health_check_status)
+        if service == "rds":
+            events.register("after-call.rds.PromoteReadReplica", self._promoted)
+            events.register("after-call.rds.DescribeDBInstances", self._describe_corrected)
+
+    def client(self, service: str, region: str) -> Any:
+        made = client(service, region)
+        self.hook(made)
+        return made
+
+    def _count(self, http_response: Any, model: Any, **_: Any) -> None:
+        if http_response is not None and http_response.status_code < 300:
+            self.calls.append(model.name)
+
+    def _health_check_status(self, params: Mapping[str, Any], **_: Any) -> Any:
+        # before-call sees the serialized request: the id is in the REST path.
+        if self.deployment["primaryHealthCheckId"] not in str(params.get("url_path", "")):
+            return None
+        state = self._alarm_reader.describe_alarms(
+            AlarmNames=[self.deployment["canaryAlarmName"]])["MetricAlarms"][0]["StateValue"]
+        healthy = state == "OK"
+        status = ("Success: alarm state OK" if healthy else
+                  f"Failure: CloudWatch alarm {self.deployment['canaryAlarmName']} is {state}")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        observations = [
+            {"Region": region, "IPAddress": f"192.0.2.{index + 10}",
+             "StatusReport": {"Status": status, "CheckedTime": now}}
+            for index, region in enumerate(("us-east-1", "eu-west-1", "ap-southeast-1"))
+        ]
+        self._applied("Route 53 GetHealthCheckStatus answered from the canary alarm's state "
+                      "(moto always reports Success)")
+        return AWSResponse("http://emulator.invalid", 200, {}, None), {
+            "HealthCheckObservations": observations,
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+
+    def _promoted(self, http_response: Any, parsed: Mapping[str, Any], **_: Any) -> None:
+        if http_response is not None and http_response.status_code < 300:
+            instance = parsed.get("DBInstance") or {}
+            self.promoted_arns.add(instance.get("DBInstanceArn", ""))
+            self.promoted_ids.add(instance.get("DBInstanceIdentifier", ""))
+
+    def _describe_corrected(self, parsed: dict[str, Any], **_: Any) -> None:
+        for instance in parsed.get("DBInstances", []):
+            if (instance.get("DBInstanceIdentifier") in self.promoted_ids
+                    and instance.pop("ReadReplicaSourceDBInstanceIdentifier", None)):
+                self._applied("RDS DescribeDBInstances: the promoted instance no longer names a "
+                              "source (moto keeps ReadReplicaSourceDBInstanceIdentifier)")
+            replicas = instance.get("ReadReplicaDBInstanceIdentifiers") or []
+            kept = [r for r in replicas if r not in self.promoted_arns and r not in self.promoted_ids]
+            if kept != replicas:
+                instance["ReadReplicaDBInstanceIdentifiers"] = kept
+                self._applied("RDS DescribeDBInstances: the source no longer lists the promoted "
+                              "instance as its replica (moto keeps it listed)")
+
+    def _applied(self, what: str) -> None:
+        if what not in self.applied:
+            self.applied.append(what)
+
+
+class Phases:
+    """Named phases with their wall-clock duration (reported, never asserted)."""
+
+    def __init__(self) -> None:
+        self.timings: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings.append((name, time.perf_counter() - start))
+
+    def render(self) -> str:
+        return "\n".join(f"  {seconds:8.2f}s  {name}" for name, seconds in self.timings)
+
+    def write(self, path: str | None, **extra: Any) -> None:
+        if path:
+            Path(path).write_text(json.dumps({"phases": self.timings, **extra}))
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)

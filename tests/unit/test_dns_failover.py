@@ -1,0 +1,534 @@
+"""The dns-failover layer, run for real under the Pulumi mock runtime.
+
+The upstream stacks are given as outputs keyed by the contract's constants (the same
+names the network and database layers export), with a non-default suffix and regions.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+
+import pytest
+from pulumi.runtime import settings as pulumi_settings
+
+from offline.harness import SyntheticBackend, run_all, run_layer
+from shared.config import ConfigError, DictSource, load_common
+from shared.contract import (
+    FailoverOutputs,
+    MissingOutputError,
+    NetworkOutputs,
+    PrimaryDbOutputs,
+    SecondaryDbOutputs,
+    stack_reference_name,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SUFFIX = "ops42"
+PRIMARY, SECONDARY = "eu-central-1", "ca-central-1"
+ACCOUNT = "111122223333"
+CONFIG = {
+    "environmentSuffix": SUFFIX,
+    "aws:region": PRIMARY,
+    "secondaryRegion": SECONDARY,
+    "recordTtlSeconds": 45,
+    "alarmEvaluationPeriods": 4,
+    "alarmDatapointsToAlarm": 3,
+    "probeTimeoutSeconds": 7,
+    "automationMode": "manual",
+    "promoterApiTimeoutSeconds": 4,
+    "promoterMaxAttempts": 2,
+    "logRetentionDays": 14,
+    "alarmEmail": "dba@example.org",
+}
+ZONE = f"db-{SUFFIX}.internal"
+
+PRIMARY_VPC, SECONDARY_VPC = "vpc-0aaa1111", "vpc-0bbb2222"
+CANARY_SUBNETS = ["subnet-0p1", "subnet-0p2", "subnet-0p3"]
+PROBE_SG = "sg-0probe"
+PRIMARY_ID, REPLICA_ID = f"pg-primary-{SUFFIX}", f"pg-replica-{SUFFIX}"
+PRIMARY_ADDRESS = f"{PRIMARY_ID}.cabc123.{PRIMARY}.rds.amazonaws.com"
+REPLICA_ADDRESS = f"{REPLICA_ID}.cdef456.{SECONDARY}.rds.amazonaws.com"
+PRIMARY_ARN = f"arn:aws:rds:{PRIMARY}:{ACCOUNT}:db:{PRIMARY_ID}"
+REPLICA_ARN = f"arn:aws:rds:{SECONDARY}:{ACCOUNT}:db:{REPLICA_ID}"
+PRIMARY_KEY = f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/11111111-1111-1111-1111-111111111111"
+SECONDARY_KEY = f"arn:aws:kms:{SECONDARY}:{ACCOUNT}:key/22222222-2222-2222-2222-222222222222"
+
+ZONE_T = "aws:route53/zone:Zone"
+RECORD = "aws:route53/record:Record"
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+FUNCTION = "aws:lambda/function:Function"
+PERMISSION = "aws:lambda/permission:Permission"
+RULE = "aws:cloudwatch/eventRule:EventRule"
+TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ROLE = "aws:iam/role:Role"
+METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+
+
+def upstream_outputs(config: dict, promoted: object = False, *,
+                     network_primary_region: str = PRIMARY) -> dict[str, dict]:
+    """Upstream stack outputs as the three lower layers export them, keyed by reference."""
+    common = load_common(DictSource(config, stack="ci"))
+    network = {
+        NetworkOutputs.PRIMARY.region: network_primary_region,
+        NetworkOutputs.SECONDARY.region: SECONDARY,
+        NetworkOutputs.PRIMARY.vpc_id: PRIMARY_VPC,
+        NetworkOutputs.SECONDARY.vpc_id: SECONDARY_VPC,
+        NetworkOutputs.PRIMARY.private_subnet_ids: CANARY_SUBNETS,
+        NetworkOutputs.SECONDARY.private_subnet_ids: ["subnet-0s1", "subnet-0s2"],
+        NetworkOutputs.PRIMARY.probe_security_group_id: PROBE_SG,
+        NetworkOutputs.SECONDARY.probe_security_group_id: "sg-0probe2",
+        NetworkOutputs.PRIMARY.db_security_group_id: "sg-0db1",
+        NetworkOutputs.SECONDARY.db_security_group_id: "sg-0db2",
+    }
+    primary = {
+        PrimaryDbOutputs.REGION: PRIMARY,
+        PrimaryDbOutputs.INSTANCE_IDENTIFIER: PRIMARY_ID,
+        PrimaryDbOutputs.INSTANCE_ARN: PRIMARY_ARN,
+        PrimaryDbOutputs.ADDRESS: PRIMARY_ADDRESS,
+        PrimaryDbOutputs.PORT: 5433,
+        PrimaryDbOutputs.KMS_KEY_ARN: PRIMARY_KEY,
+    }
+    secondary = {
+        SecondaryDbOutputs.REGION: SECONDARY,
+        SecondaryDbOutputs.INSTANCE_IDENTIFIER: REPLICA_ID,
+        SecondaryDbOutputs.INSTANCE_ARN: REPLICA_ARN,
+        SecondaryDbOutputs.ADDRESS: REPLICA_ADDRESS,
+        SecondaryDbOutputs.PORT: 5433,
+        SecondaryDbOutputs.KMS_KEY_ARN: SECONDARY_KEY,
+        SecondaryDbOutputs.PROMOTED: promoted,
+    }
+    return {
+        stack_reference_name(common, "network"): network,
+        stack_reference_name(common, "primary-db"): primary,
+        stack_reference_name(common, "secondary-db"): secondary,
+    }
+
+
+def _run(config=CONFIG, promoted: object = False, **kwargs):
+    return run_layer("dns-failover", config, stack="ci",
+                     upstream=upstream_outputs(config, promoted), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def run():
+    return _run()
+
+
+@pytest.fixture(scope="module")
+def promoted_run():
+    return _run(promoted=True)
+
+
+def _writer(run, set_identifier: str):
+    matches = [r for r in run.of_type(RECORD)
+               if r.inputs["name"] == f"writer.{ZONE}"
+               and r.inputs.get("setIdentifier") == set_identifier]
+    assert len(matches) == 1, [r.inputs for r in run.of_type(RECORD)]
+    return matches[0]
+
+
+def _function(run, base: str):
+    return run.one(FUNCTION, f"{base}-{SUFFIX}")
+
+
+def _statements(run, base: str) -> list[dict]:
+    document = json.loads(run.one(ROLE_POLICY, f"{base}-policy").inputs["policy"])
+    out = []
+    for st in document["Statement"]:
+        assert st["Effect"] == "Allow"
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        out.append({**st, "Action": actions, "Resource": resources})
+    return out
+
+
+# ------------------------------------------------------------------ zone and records
+
+
+def test_private_zone_is_associated_with_both_vpcs_in_their_regions(run):
+    zone = run.one(ZONE_T)
+    assert zone.inputs["name"] == ZONE
+    assert sorted(zone.inputs["vpcs"], key=lambda v: v["vpcId"]) == [
+        {"vpcId": PRIMARY_VPC, "vpcRegion": PRIMARY},
+        {"vpcId": SECONDARY_VPC, "vpcRegion": SECONDARY},
+    ]
+    assert zone.provider_urn is not None  # global service, still an explicit provider
+
+
+def test_writer_failover_pair_targets_and_health_check(run):
+    health_check_id = run.one(HEALTH_CHECK).id
+    primary, secondary = _writer(run, "primary"), _writer(run, "secondary")
+    assert primary.inputs["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert secondary.inputs["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
+    assert primary.inputs["records"] == [PRIMARY_ADDRESS]
+    assert secondary.inputs["records"] == [REPLICA_ADDRESS]
+    assert primary.inputs["healthCheckId"] == health_check_id
+    assert not secondary.inputs.get("healthCheckId")
+    zone_id = run.one(ZONE_T).id
+    for record in (primary, secondary):
+        assert record.inputs["type"] == "CNAME"
+        assert record.inputs["ttl"] == 45
+        assert record.inputs["zoneId"] == zone_id
+
+
+def test_reader_is_a_simple_cname_to_the_replica(run):
+    readers = [r for r in run.of_type(RECORD) if r.inputs["name"] == f"reader.{ZONE}"]
+    assert len(readers) == 1
+    reader = readers[0].inputs
+    assert reader["records"] == [REPLICA_ADDRESS]
+    assert reader["type"] == "CNAME" and reader["ttl"] == 45
+    assert not reader.get("setIdentifier") and not reader.get("failoverRoutingPolicies")
+
+
+@pytest.mark.parametrize("flag", [True, "true"])
+def test_promoted_replica_keeps_writers_fenced_on_it(promoted_run, flag):
+    run = promoted_run if flag is True else _run(promoted=flag)
+    assert _writer(run, "primary").inputs["records"] == [REPLICA_ADDRESS]
+    assert _writer(run, "secondary").inputs["records"] == [REPLICA_ADDRESS]
+    assert PRIMARY_ADDRESS not in json.dumps([r.inputs for r in run.of_type(RECORD)])
+
+
+def test_ttl_above_route53_guidance_is_rejected():
+    with pytest.raises(ConfigError) as err:
+        _run({**CONFIG, "recordTtlSeconds": 61})
+    assert err.value.key == "recordTtlSeconds"
+
+
+# ------------------------------------------------------------------ health signal
+
+
+def test_health_check_follows_the_canary_alarm_and_fails_closed(run):
+    check = run.one(HEALTH_CHECK)
+    alarm = run.one(ALARM, "db-canary-errors")
+    assert check.inputs["type"] == "CLOUDWATCH_METRIC"
+    assert check.inputs["insufficientDataHealthStatus"] == "Unhealthy"
+    assert check.inputs["cloudwatchAlarmName"] == alarm.inputs["name"]
+    assert check.inputs["cloudwatchAlarmRegion"] == PRIMARY
+    assert alarm.region == PRIMARY
+
+
+def test_canary_alarm_is_a_single_standard_resolution_metric_route53_accepts(run):
+    alarm = run.one(ALARM, "db-canary-errors").inputs
+    canary = _function(run, "db-canary")
+    assert (alarm["namespace"], alarm["metricName"]) == ("AWS/Lambda", "Errors")
+    assert alarm["dimensions"] == {"FunctionName": canary.inputs["name"]}
+    assert alarm["statistic"] == "Sum" and alarm["period"] == 60
+    assert not alarm.get("extendedStatistic") and not alarm.get("metricQueries")
+    assert (alarm["datapointsToAlarm"], alarm["evaluationPeriods"]) == (3, 4)
+    assert alarm["comparisonOperator"] == "GreaterThanThreshold" and alarm["threshold"] == 0
+    # No canary run at all (region or Lambda down) must count as a failure.
+    assert alarm["treatMissingData"] == "breaching"
+    topic = run.one(TOPIC, "db-canary-alarm")
+    assert alarm["alarmActions"] == [topic.id] and alarm["okActions"] == [topic.id]
+    assert topic.region == PRIMARY
+    assert topic.inputs["kmsMasterKeyId"] == PRIMARY_KEY
+    policy = json.loads(run.one("aws:sns/topicPolicy:TopicPolicy", "db-canary-alarm").inputs["policy"])
+    assert [st["Principal"] for st in policy["Statement"]] == [{"Service": ["cloudwatch.amazonaws.com"]}]
+
+
+def test_canary_runs_in_the_primary_vpc_probe_group(run):
+    canary = _function(run, "db-canary")
+    assert canary.region == PRIMARY
+    assert canary.inputs["vpcConfig"] == {"subnetIds": CANARY_SUBNETS,
+                                          "securityGroupIds": [PROBE_SG]}
+    assert canary.inputs["handler"] == "canary.handler"
+    assert canary.inputs["runtime"] == "python3.13"
+    assert canary.inputs["memorySize"] == 128
+    assert 7 < canary.inputs["timeout"] <= 15
+    assert canary.inputs["environment"]["variables"] == {
+        "DB_HOST": PRIMARY_ADDRESS, "DB_PORT": "5433", "PROBE_TIMEOUT_SECONDS": "7",
+    }
+
+
+@pytest.mark.parametrize("base,region", [("db-canary", PRIMARY), ("db-promoter", SECONDARY)])
+def test_each_function_is_scheduled_every_minute_in_its_region(run, base, region):
+    function = _function(run, base)
+    rule = run.one(RULE, f"{base}-schedule")
+    target = run.one(TARGET, f"{base}-schedule-target")
+    permission = run.one(PERMISSION, f"{base}-schedule-invoke")
+    assert rule.region == target.region == permission.region == region
+    assert rule.inputs["scheduleExpression"] == "rate(1 minute)"
+    assert target.inputs["rule"] == rule.inputs["name"]
+    assert target.inputs["arn"] == function.outputs["arn"]
+    assert permission.inputs["principal"] == "events.amazonaws.com"
+    assert permission.inputs["sourceArn"] == rule.outputs["arn"]
+    assert permission.inputs["function"] == function.inputs["name"]
+
+
+@pytest.mark.parametrize("base,module", [("db-canary", "canary"), ("db-promoter", "promoter")])
+def test_each_function_ships_only_its_handler_file(run, base, module):
+    code = _function(run, base).inputs["code"]
+    assert set(code.assets) == {f"{module}.py"}
+    path = Path(code.assets[f"{module}.py"].path)
+    assert path == REPO / "stacks" / "dns-failover" / "lambdas" / module / f"{module}.py"
+
+
+@pytest.mark.parametrize("base", ["db-canary", "db-promoter"])
+def test_log_groups_have_retention_and_exist_before_their_functions(run, base):
+    function = _function(run, base)
+    group = run.one(LOG_GROUP, f"{base}-logs")
+    assert group.inputs["name"] == f"/aws/lambda/{function.inputs['name']}"
+    assert group.inputs["retentionInDays"] == 14
+    assert group.region == function.region
+    assert group.urn in function.dependencies
+
+
+# ------------------------------------------------------------------ promoter
+
+
+def test_promoter_runs_in_the_secondary_region_outside_any_vpc(run):
+    promoter = _function(run, "db-promoter")
+    assert promoter.region == SECONDARY
+    assert not promoter.inputs.get("vpcConfig")
+    assert promoter.inputs["handler"] == "promoter.handler"
+    assert promoter.inputs["runtime"] == "python3.13"
+    # Covers five worst-case calls (evidence, promote, fence, publish, one spare) of
+    # 2 attempts x (4 s connect + 4 s read), as the promoter documents.
+    assert 5 * 2 * (4 + 4) <= promoter.inputs["timeout"] <= 300
+
+
+def test_promoter_environment_is_the_fixed_interface(run):
+    env = _function(run, "db-promoter").inputs["environment"]["variables"]
+    assert env == {
+        "REPLICA_IDENTIFIER": REPLICA_ID,
+        "REPLICA_REGION": SECONDARY,
+        "PRIMARY_IDENTIFIER": PRIMARY_ID,
+        "PRIMARY_REGION": PRIMARY,
+        "HEALTH_CHECK_ID": run.one(HEALTH_CHECK).id,
+        "CANARY_ALARM_NAME": f"db-canary-errors-{SUFFIX}",
+        "HOSTED_ZONE_ID": run.one(ZONE_T).id,
+        "WRITER_RECORD_NAME": f"writer.{ZONE}",
+        "PRIMARY_SET_IDENTIFIER": "primary",
+        "RECORD_TTL_SECONDS": "45",
+        "EVENTS_TOPIC_ARN": run.one(TOPIC, "db-failover-events").id,
+        "AUTOMATION_MODE": "manual",
+        "API_TIMEOUT_SECONDS": "4",
+        "MAX_ATTEMPTS": "2",
+        "BACKUP_RETENTION_DAYS": "7",
+    }
+
+
+def test_canary_alarm_notifies_the_promoter_across_regions(run):
+    topic = run.one(TOPIC, "db-canary-alarm")
+    promoter = _function(run, "db-promoter")
+    lambda_subs = [s for s in run.of_type(SUBSCRIPTION) if s.inputs["protocol"] == "lambda"]
+    assert len(lambda_subs) == 1
+    sub = lambda_subs[0]
+    assert sub.region == PRIMARY  # a subscription belongs to its topic's region
+    assert sub.inputs["topic"] == topic.id
+    assert sub.inputs["endpoint"] == promoter.outputs["arn"]
+    permission = run.one(PERMISSION, "db-promoter-alarm-invoke")
+    assert permission.region == SECONDARY
+    assert permission.inputs["principal"] == "sns.amazonaws.com"
+    assert permission.inputs["sourceArn"] == topic.id
+
+
+def test_failover_events_topic_alarm_email_and_decision_metric(run):
+    topic = run.one(TOPIC, "db-failover-events")
+    assert topic.region == SECONDARY
+    assert topic.inputs["kmsMasterKeyId"] == SECONDARY_KEY
+    emails = [s for s in run.of_type(SUBSCRIPTION) if s.inputs["protocol"] == "email"]
+    assert [(s.inputs["topic"], s.inputs["endpoint"]) for s in emails] == [
+        (topic.id, "dba@example.org")]
+    errors = run.one(ALARM, "db-promoter-errors")
+    assert errors.region == SECONDARY
+    assert errors.inputs["dimensions"] == {
+        "FunctionName": _function(run, "db-promoter").inputs["name"]}
+    assert errors.inputs["metricName"] == "Errors"
+    assert errors.inputs["alarmActions"] == [topic.id]
+    metric_filter = run.one(METRIC_FILTER)
+    assert metric_filter.inputs["logGroupName"] == f"/aws/lambda/db-promoter-{SUFFIX}"
+    assert "$.action" in metric_filter.inputs["pattern"]
+    assert metric_filter.inputs["metricTransformation"]["dimensions"] == {"Action": "$.action"}
+
+
+def test_no_email_subscription_without_an_address():
+    config = {k: v for k, v in CONFIG.items() if k != "alarmEmail"}
+    run = _run(config)
+    assert [s.inputs["protocol"] for s in run.of_type(SUBSCRIPTION)] == ["lambda"]
+
+
+# ------------------------------------------------------------------ IAM
+
+
+def test_no_wildcard_resource_grants_promotion_or_record_changes(run):
+    for base in ("db-canary", "db-promoter"):
+        for st in _statements(run, base):
+            assert not any(a == "*" or a.endswith(":*") for a in st["Action"]), st
+            if "*" in st["Resource"]:
+                assert "rds:PromoteReadReplica" not in st["Action"]
+                assert "route53:ChangeResourceRecordSets" not in st["Action"]
+                assert not any(a.startswith(("rds:", "route53:", "sns:", "kms:"))
+                               for a in st["Action"]), st
+
+
+def test_promoter_may_promote_only_the_replica_and_change_only_the_writer(run):
+    statements = _statements(run, "db-promoter")
+    by_action: dict[str, list[str]] = {}
+    for st in statements:
+        for action in st["Action"]:
+            by_action.setdefault(action, []).extend(st["Resource"])
+    zone_arn = f"arn:aws:route53:::hostedzone/{run.one(ZONE_T).id}"
+    assert by_action["rds:PromoteReadReplica"] == [REPLICA_ARN]
+    assert sorted(by_action["rds:DescribeDBInstances"]) == sorted([REPLICA_ARN, PRIMARY_ARN])
+    assert by_action["route53:ChangeResourceRecordSets"] == [zone_arn]
+    assert by_action["route53:GetHealthCheckStatus"] == [
+        f"arn:aws:route53:::healthcheck/{run.one(HEALTH_CHECK).id}"]
+    assert by_action["cloudwatch:DescribeAlarms"] == [run.one(ALARM, "db-canary-errors").outputs["arn"]]
+    change = next(st for st in statements if "route53:ChangeResourceRecordSets" in st["Action"])
+    names = change["Condition"]["ForAllValues:StringEquals"][
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames"]
+    assert names == [f"writer.{ZONE}"]
+
+
+def test_promoter_publishes_only_to_its_topic_with_its_key(run):
+    topic = run.one(TOPIC, "db-failover-events")
+    publish = [st for st in _statements(run, "db-promoter") if "sns:Publish" in st["Action"]]
+    assert [st["Resource"] for st in publish] == [[topic.id]]
+    kms = [st for st in _statements(run, "db-promoter") if any(a.startswith("kms:") for a in st["Action"])]
+    assert [st["Resource"] for st in kms] == [[SECONDARY_KEY]]
+
+
+def test_canary_may_only_write_its_logs_and_manage_its_interfaces(run):
+    actions = {a for st in _statements(run, "db-canary") for a in st["Action"]}
+    assert {a.split(":")[0] for a in actions} == {"logs", "ec2"}
+    assert "logs:CreateLogGroup" not in actions  # the group is declared, with retention
+    logs = [st for st in _statements(run, "db-canary") if "logs:PutLogEvents" in st["Action"]]
+    group_arn = run.one(LOG_GROUP, "db-canary-logs").outputs["arn"]
+    assert all(r.startswith(group_arn) for st in logs for r in st["Resource"])
+
+
+# ------------------------------------------------------------------ dashboard, placement, outputs
+
+
+def test_dashboard_reads_each_metric_in_its_own_region(run):
+    dashboard = run.one(DASHBOARD)
+    assert dashboard.inputs["dashboardName"] == f"db-failover-{SUFFIX}"
+    widgets = json.loads(dashboard.inputs["dashboardBody"])["widgets"]
+    regions = {}
+    for widget in widgets:
+        for metric in widget["properties"]["metrics"]:
+            if isinstance(metric[0], str):
+                regions[(metric[0], metric[1])] = widget["properties"]["region"]
+    # Route 53 publishes health-check metrics in us-east-1 only, whatever our regions are.
+    assert regions[("AWS/Route53", "HealthCheckStatus")] == "us-east-1"
+    assert regions[("AWS/RDS", "ReplicaLag")] == SECONDARY
+    assert regions[("AWS/Lambda", "Errors")] in (PRIMARY, SECONDARY)
+    body = dashboard.inputs["dashboardBody"]
+    assert run.one(HEALTH_CHECK).id in body and REPLICA_ID in body
+    assert any("PromoterDecisions" in json.dumps(w) for w in widgets)
+
+
+def test_every_aws_resource_has_an_explicit_provider_and_the_suffix(run):
+    for record in run.resources:
+        if not record.type.startswith("aws:"):
+            continue
+        assert record.provider_urn, record.name
+        assert record.region in (PRIMARY, SECONDARY), record.name
+        assert record.name.endswith(f"-{SUFFIX}"), record.name
+        physical = record.inputs.get("name")
+        if physical and record.type not in (RECORD, ZONE_T):
+            assert SUFFIX in physical, (record.type, physical)
+
+
+def test_exports_are_exactly_the_contract(run):
+    assert set(run.exports) == set(FailoverOutputs.all())
+    assert run.exports[FailoverOutputs.WRITER_NAME] == f"writer.{ZONE}"
+    assert run.exports[FailoverOutputs.READER_NAME] == f"reader.{ZONE}"
+    assert run.exports[FailoverOutputs.ZONE_NAME] == ZONE
+    assert run.exports[FailoverOutputs.AUTOMATION_MODE] == "manual"
+    assert run.exports[FailoverOutputs.HEALTH_CHECK_ID] == run.one(HEALTH_CHECK).id
+    # M=3 failing minutes after a still-healthy one (240 s), alarm evaluation (60 s),
+    # Route 53 pick-up (30 s), then max(TTL 45 s, promoter schedule 60 s).
+    assert run.exports[FailoverOutputs.DETECTION_BUDGET_SECONDS] == 390
+
+
+# ------------------------------------------------------------------ validation
+
+
+class CountingBackend(SyntheticBackend):
+    def __init__(self):
+        super().__init__()
+        self.created: list[str] = []
+
+    def create(self, record):
+        self.created.append(record.type)
+        return super().create(record)
+
+
+@pytest.mark.parametrize("override,key", [
+    ({"recordTtlSeconds": 61}, "recordTtlSeconds"),
+    ({"recordTtlSeconds": 0}, "recordTtlSeconds"),
+    ({"alarmDatapointsToAlarm": 5, "alarmEvaluationPeriods": 4}, "alarmDatapointsToAlarm"),
+    ({"automationMode": "yolo"}, "automationMode"),
+    ({"probeTimeoutSeconds": 30}, "probeTimeoutSeconds"),
+    ({"promoterApiTimeoutSeconds": 10, "promoterMaxAttempts": 4}, "promoterMaxAttempts"),
+    ({"logRetentionDays": 10}, "logRetentionDays"),
+    ({"zoneName": "Not A Zone"}, "zoneName"),
+    ({"zoneName": ".".join(["a" * 61] * 4)}, "zoneName"),
+    ({"alarmEmail": "not-an-address"}, "alarmEmail"),
+])
+def test_invalid_config_fails_before_any_resource_is_created(override, key):
+    backend = CountingBackend()
+    with pytest.raises(ConfigError) as err:
+        _run({**CONFIG, **override}, backend=backend)
+    assert err.value.key == key
+    assert backend.created == []
+
+
+def test_upstream_stack_of_other_regions_is_refused():
+    with pytest.raises(MissingOutputError, match="aws:region"):
+        run_layer("dns-failover", CONFIG, stack="ci",
+                  upstream=upstream_outputs(CONFIG, network_primary_region="eu-west-3"))
+    # Every resource waiting on the refused output fails with it. Drop the runtime's hold
+    # on those futures and collect them now, so asyncio reports them into this test's
+    # captured log instead of at interpreter exit.
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    gc.collect()
+
+
+# ------------------------------------------------------------------ with the real upstream layers
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["replicating", "promoted"])
+def all_layers(request):
+    config = {"environmentSuffix": "blue7", "aws:region": "ap-northeast-1",
+              "secondaryRegion": "ap-southeast-1"}
+    runs = run_all(config, stack="ci",
+                   layer_config={"secondary-db": {"replicaPromoted": request.param}})
+    return request.param, runs
+
+
+def test_runs_on_the_real_exports_of_the_layers_below(all_layers):
+    promoted, runs = all_layers
+    net, primary, secondary = (runs[k].exports for k in ("network", "primary-db", "secondary-db"))
+    dns = runs["dns-failover"]
+    zone = dns.one(ZONE_T)
+    assert {(v["vpcId"], v["vpcRegion"]) for v in zone.inputs["vpcs"]} == {
+        (net[NetworkOutputs.PRIMARY.vpc_id], "ap-northeast-1"),
+        (net[NetworkOutputs.SECONDARY.vpc_id], "ap-southeast-1"),
+    }
+    canary = dns.one(FUNCTION, "db-canary")
+    assert canary.region == "ap-northeast-1"
+    assert canary.inputs["vpcConfig"]["subnetIds"] == net[NetworkOutputs.PRIMARY.private_subnet_ids]
+    assert canary.inputs["vpcConfig"]["securityGroupIds"] == [
+        net[NetworkOutputs.PRIMARY.probe_security_group_id]]
+    assert canary.inputs["environment"]["variables"]["DB_HOST"] == primary[PrimaryDbOutputs.ADDRESS]
+    assert dns.one(FUNCTION, "db-promoter").region == "ap-southeast-1"
+    writers = {r.inputs["setIdentifier"]: r.inputs["records"] for r in dns.of_type(RECORD)
+               if r.inputs.get("setIdentifier")}
+    replica = secondary[SecondaryDbOutputs.ADDRESS]
+    # The secondary-db layer's own switch decides where the PRIMARY writer record points.
+    assert secondary[SecondaryDbOutputs.PROMOTED] is promoted
+    assert writers == {"primary": [replica if promoted else primary[PrimaryDbOutputs.ADDRESS]],
+                       "secondary": [replica]}
+    assert set(dns.exports) == set(FailoverOutputs.all())

@@ -1,0 +1,201 @@
+"""The whole offline plan: all four layers under a non-default suffix and regions.
+
+The plan is synthesized once for this module; every test reads the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from offline import plan as plan_module
+from policy import rules
+from policy.props import to_plain
+from shared.contract import EXPORTS, LAYERS
+
+SUFFIX = "qa7"
+PRIMARY, SECONDARY = "eu-west-1", "ap-southeast-2"
+DEFAULT_REGIONS = ("us-east-1", "us-west-2")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def plan() -> plan_module.Plan:
+    config = plan_module.base_config(SUFFIX, PRIMARY, SECONDARY, {})
+    return plan_module.build_plan(config)
+
+
+@pytest.fixture(scope="module")
+def plan_doc(plan, tmp_path_factory) -> dict:
+    path = plan_module.write_plan(plan, tmp_path_factory.mktemp("plan"))
+    assert path.name == f"plan-{SUFFIX}.json"
+    return json.loads(path.read_text())
+
+
+def test_all_four_layers_are_synthesized_in_order(plan):
+    assert list(plan.runs) == list(LAYERS)
+    assert plan.suffix == SUFFIX and plan.regions == (PRIMARY, SECONDARY)
+    for run in plan.runs.values():
+        assert run.stack == SUFFIX
+        assert any(r.custom and r.type.startswith("aws:") for r in run.resources)
+
+
+def test_no_rule_fails(plan):
+    assert plan.report.violations == [], "\n".join(map(str, plan.report.violations))
+    assert plan.ok
+
+
+def test_waived_findings_are_reported_not_dropped(plan):
+    waived = {(f.rule_id, f.resource_name) for f in plan.report.waived}
+    # Both database instances run without deletion protection, for destroyability.
+    assert ("rds-deletion-protection-baseline", f"pg-primary-{SUFFIX}") in waived
+    assert ("rds-deletion-protection-baseline", f"pg-replica-{SUFFIX}") in waived
+    assert all(f.waiver_reason for f in plan.report.waived)
+
+
+def test_every_layer_exports_exactly_its_contract(plan):
+    for layer, run in plan.runs.items():
+        assert set(run.exports) == set(EXPORTS[layer]), layer
+    assert plan.contract_problems == []
+
+
+def test_every_aws_resource_has_an_explicit_provider_in_a_configured_region(plan):
+    for run in plan.runs.values():
+        for record in run.resources:
+            if not (record.custom and record.type.startswith("aws:")):
+                continue
+            assert record.provider_urn, f"{record.type} {record.name} has no explicit provider"
+            region = record.inputs.get("region") or record.region
+            assert region in (PRIMARY, SECONDARY), f"{record.type} {record.name} in {region}"
+
+
+def test_both_regions_hold_a_database_with_forced_tls(plan):
+    instances = [(r, run) for run in plan.runs.values() for r in run.of_type(rules.RDS_INSTANCE)]
+    assert {r.region for r, _ in instances} == {PRIMARY, SECONDARY}
+    for instance, run in instances:
+        attached = instance.inputs["parameterGroupName"]
+        group = run.one(rules.RDS_PARAMETER_GROUP, attached.rsplit("-", 1)[0])
+        assert group.region == instance.region
+        params = {p["name"]: str(p["value"]) for p in to_plain(group.inputs)["parameters"]}
+        assert params.get("rds.force_ssl") == "1"
+
+
+def test_no_default_region_appears_except_where_aws_dictates_it(plan, plan_doc):
+    text = json.dumps(plan_doc)
+    assert "us-west-2" not in text
+    # Route 53 publishes health-check metrics in us-east-1 only (Route 53 Developer
+    # Guide, "Monitoring health checks using CloudWatch"): the dashboard's widget of
+    # that metric is the one place the region may appear.
+    allowed = 0
+    for layer in plan_doc["layers"].values():
+        for resource in layer["resources"]:
+            blob = json.dumps(resource["inputs"])
+            if "us-east-1" not in blob:
+                continue
+            assert resource["type"] == "aws:cloudwatch/dashboard:Dashboard", resource["name"]
+            for widget in json.loads(resource["inputs"]["dashboardBody"])["widgets"]:
+                props = widget["properties"]
+                if props.get("region") == "us-east-1":
+                    assert {m[0] for m in props["metrics"]} == {"AWS/Route53"}
+                    allowed += 1
+    assert text.count("us-east-1") == allowed
+
+
+def test_every_physical_name_carries_the_suffix(plan):
+    for run in plan.runs.values():
+        for record in run.resources:
+            for key, value in rules.physical_names(to_plain(record.inputs), record.type):
+                assert re.search(rf"(?<![a-z0-9]){SUFFIX}(?![a-z0-9])", value), (record.name, key)
+
+
+def test_the_plan_json_lists_every_resource_with_secrets_masked(plan, plan_doc):
+    for layer, run in plan.runs.items():
+        doc = plan_doc["layers"][layer]
+        assert [r["name"] for r in doc["resources"]] == [r.name for r in run.resources]
+        for resource in doc["resources"]:
+            assert {"type", "name", "region", "provider", "inputs"} <= set(resource)
+    text = json.dumps(plan_doc)
+    for secret in plan.secrets:
+        assert secret not in text
+    assert "4dabf18193072939515e22adb298388d" not in text  # no raw secret wrappers
+    primary = next(r for r in plan_doc["layers"]["primary-db"]["resources"]
+                   if r["type"] == rules.RDS_INSTANCE)
+    if "password" in primary["inputs"]:
+        assert primary["inputs"]["password"] == plan_module.MASK
+    assert plan_doc["violations"] == [] and plan_doc["waived"]
+
+
+def test_the_summary_shows_each_layer_its_outputs_and_the_detection_budget(plan):
+    text = plan_module.render(plan)
+    for layer in LAYERS:
+        assert f"== {layer} " in text
+    for key in EXPORTS["network"]:
+        assert f"    {key} = " in text
+    budget = plan.runs["dns-failover"].exports["detectionBudgetSeconds"]
+    assert "failover detection budget" in text and f"{budget} s" in text
+    assert "engine=postgres" in text and "multiAz=" in text and "encrypted=True" in text
+    assert text.rstrip().endswith("PLAN OK")
+
+
+def test_a_violation_fails_the_plan(monkeypatch, tmp_path, capsys):
+    def no_vpcs(resource_type, props, ctx):
+        return ["VPCs are forbidden by this test"]
+
+    monkeypatch.setattr(rules, "RULES", [*rules.RULES, rules.Rule(
+        "test-no-vpcs", "test rule", no_vpcs, ("aws:ec2/vpc:Vpc",))])
+    code = plan_module.main(["--suffix", SUFFIX, "--layers", "network", "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == plan_module.EXIT_VIOLATIONS
+    assert "[VIOLATION] test-no-vpcs" in out and out.rstrip().endswith("PLAN FAILED")
+
+
+def test_every_layer_is_required(monkeypatch, tmp_path, capsys):
+    real = plan_module.layer_dir
+    monkeypatch.setattr(plan_module, "layer_dir",
+                        lambda layer: tmp_path if layer == "dns-failover" else real(layer))
+    code = plan_module.main(["--suffix", SUFFIX, "--out-dir", str(tmp_path / "out")])
+    assert code == plan_module.EXIT_SYNTHESIS
+    assert "dns-failover" in capsys.readouterr().err
+
+
+def test_layers_must_be_listed_in_dependency_order(capsys):
+    assert plan_module.main(["--layers", "primary-db,network"]) == plan_module.EXIT_SYNTHESIS
+
+
+def test_layer_overrides_reach_one_layer_only():
+    common, per_layer = plan_module.parse_overrides(["alarmEmail=a@example.com",
+                                                     "primary-db/multiAz=false"])
+    assert common == {"alarmEmail": "a@example.com"}
+    assert per_layer == {"primary-db": {"multiAz": "false"}}
+    with pytest.raises(plan_module.cfg.ConfigError, match="nosuchlayer"):
+        plan_module.parse_overrides(["nosuchlayer/key=1"])
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "offline.plan", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_command_exits_zero_for_a_good_suffix(tmp_path):
+    result = _run_cli("--suffix", SUFFIX, "--primary-region", PRIMARY,
+                      "--secondary-region", SECONDARY, "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / f"plan-{SUFFIX}.json").exists()
+    assert "PLAN OK" in result.stdout
+
+
+@pytest.mark.parametrize("args,key", [
+    (("--suffix", "Bad_Suffix"), "environmentSuffix"),
+    (("--suffix", SUFFIX, "--secondary-region", "us-east-1"), "secondaryRegion"),
+    (("--suffix", SUFFIX, "--config", "dns-failover/recordTtlSeconds=300"), "recordTtlSeconds"),
+])
+def test_the_command_fails_on_bad_config_naming_the_key(tmp_path, args, key):
+    result = _run_cli(*args, "--out-dir", str(tmp_path))
+    assert result.returncode == plan_module.EXIT_CONFIG
+    assert f"'{key}'" in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing synthesized, nothing written
