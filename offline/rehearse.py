@@ -1,0 +1,441 @@
+"""Rehearse the whole life of a deployment on a local AWS emulator.
+
+``python -m offline.rehearse --suffix demo`` (``make rehearse ENV_SUFFIX=demo``):
+
+1. starts moto's server on a free loopback port and points every AWS SDK call
+   of this process and its children at it (throw-away credentials);
+2. seeds what an operator provides beforehand: the master secret;
+3. deploys the four layers in order, each by running its real program under
+   the Pulumi mock runtime with ``MotoBackend``, which creates every resource
+   in the emulator and hands the emulator's identifiers back as outputs; each
+   layer's exports feed the next through its StackReference;
+4. writes ``cfn-outputs/flat-outputs.json`` as ``make outputs`` does;
+5. runs the integration tests (``tests/integration``) against the emulator;
+6. breaks the deployment on purpose, one mutation at a time
+   (``offline.mutations``), and checks that the test meant to catch each fails;
+7. runs the failover drill;
+8. destroys the layers in reverse order and checks that nothing of the
+   deployment is left in the emulator;
+9. prints what was deployed, what was not emulated (by name), the test,
+   mutation and drill results, the teardown and the time of every phase.
+
+It exits non-zero when any step fails. Nothing here reaches AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offline.emulator import apply_environment, emulator_environment, inventory, leftovers, start_emulator
+from offline.harness import REPO_ROOT, LayerRun, run_layer
+from offline.mutations import MUTATIONS, mutated_outputs
+from offline.outputs import write_flat_outputs
+from shared.config import (
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    DictSource,
+    load_common,
+    load_primary_db_settings,
+)
+from shared.contract import LAYERS, stack_reference_name
+
+DEFAULT_OUTPUTS = REPO_ROOT / "cfn-outputs" / "flat-outputs.json"
+INTEGRATION_DIR = REPO_ROOT / "tests" / "integration"
+DRILL_TEST = INTEGRATION_DIR / "test_failover_drill.py"
+# The integration tests' marker for checks only real AWS can answer; a skip with any
+# other reason fails the rehearsal (a skipped test must not pass for a green one).
+REAL_AWS_ONLY_PREFIX = "real AWS only"
+PYTEST_TIMEOUT_SECONDS = 300
+
+
+@dataclass
+class PytestRun:
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    output: str = ""
+    returncode: int = 0
+
+    @property
+    def unexpected_skips(self) -> list[tuple[str, str]]:
+        return [(t, why) for t, why in self.skipped if REAL_AWS_ONLY_PREFIX not in why]
+
+    @property
+    def ok(self) -> bool:
+        return (self.returncode == 0 and not self.failed and bool(self.passed)
+                and not self.unexpected_skips)
+
+
+@dataclass
+class Report:
+    suffix: str
+    regions: tuple[str, str]
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    deployed: dict[str, dict[str, int]] = field(default_factory=dict)
+    not_emulated: list[str] = field(default_factory=list)
+    corrections: list[str] = field(default_factory=list)
+    tests: PytestRun | None = None
+    drill: PytestRun | None = None
+    drill_phases: list[tuple[str, float]] = field(default_factory=list)
+    drill_corrections: list[str] = field(default_factory=list)
+    mutations: list[tuple[str, str, bool]] = field(default_factory=list)
+    teardown: dict[str, dict[str, Any]] = field(default_factory=dict)
+    left: dict[str, list[str]] = field(default_factory=dict)
+    kms_pending_deletion: int = 0
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def phase(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases.append((name, time.perf_counter() - start))
+
+
+def layer_config(suffix: str, primary: str, secondary: str) -> dict[str, Any]:
+    return {"environmentSuffix": suffix, "aws:region": primary, "secondaryRegion": secondary}
+
+
+def seed_master_secret(config: dict[str, Any], stack: str) -> str:
+    """Create the secret an operator creates once before the first deploy (README)."""
+    import boto3
+
+    settings = load_primary_db_settings(DictSource(config, stack=stack))
+    client = boto3.client("secretsmanager", region_name=settings.common.primary_region)
+    secret = {"username": "dbadmin", "password": secrets.token_urlsafe(24)}
+    client.create_secret(Name=settings.master_secret_id, SecretString=json.dumps(secret),
+                         Description="Master credentials (seeded by the rehearsal)")
+    return settings.master_secret_id
+
+
+def delete_master_secret(secret_id: str, region: str) -> None:
+    import boto3
+
+    boto3.client("secretsmanager", region_name=region).delete_secret(
+        SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+
+
+def layer_outputs(runs: dict[str, LayerRun]) -> dict[str, dict[str, Any]]:
+    """Each layer's exports as ``pulumi stack output --json`` shows them (secrets masked)."""
+    return {
+        layer: {key: "[secret]" if key in run.secret_exports else value
+                for key, value in run.exports.items()}
+        for layer, run in runs.items()
+    }
+
+
+def run_pytest(args: list[str], env: dict[str, str]) -> PytestRun:
+    with tempfile.TemporaryDirectory(prefix="rehearsal-pytest-") as tmp:
+        xml = Path(tmp) / "junit.xml"
+        command = [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider",
+                   f"--junitxml={xml}", "-q", "-rs"]
+        proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=PYTEST_TIMEOUT_SECONDS, check=False)
+        result = PytestRun(output=proc.stdout + proc.stderr, returncode=proc.returncode)
+        if not xml.exists():
+            result.failed.append(f"pytest produced no report (exit {proc.returncode})")
+            return result
+        for case in ET.parse(xml).getroot().iter("testcase"):
+            name = f"{Path(case.get('file') or case.get('classname', '')).name}::{case.get('name')}"
+            skipped = case.find("skipped")
+            if case.find("failure") is not None or case.find("error") is not None:
+                result.failed.append(name)
+            elif skipped is not None:
+                result.skipped.append((name, skipped.get("message", "")))
+            else:
+                result.passed.append(name)
+    return result
+
+
+def deploy(report: Report, backend: Any, config: dict[str, Any], stack: str) -> dict[str, LayerRun]:
+    runs: dict[str, LayerRun] = {}
+    upstream: dict[str, dict[str, Any]] = {}
+    common = load_common(DictSource(config, stack=stack))
+    for layer in LAYERS:
+        try:
+            with report.phase(f"deploy {layer}"):
+                run = run_layer(layer, config, stack=stack, upstream=upstream, backend=backend)
+        finally:
+            counts: dict[str, int] = {}
+            for item in backend.created_in(layer):
+                counts[item.type] = counts.get(item.type, 0) + 1
+            if counts:
+                report.deployed[layer] = dict(sorted(counts.items()))
+        runs[layer] = run
+        upstream[stack_reference_name(common, layer)] = run.exports
+    return runs
+
+
+def teardown(report: Report, backend: Any) -> None:
+    for layer in reversed(LAYERS):
+        with report.phase(f"destroy {layer}"):
+            result = backend.destroy_layer(layer)
+        report.teardown[layer] = {
+            "deleted": len(result.deleted), "already_gone": len(result.already_gone),
+            "released": result.released, "errors": result.errors,
+        }
+        report.failures.extend(f"teardown of {layer}: {e}" for e in result.errors)
+
+
+def check_tests_bite(report: Report, outputs: dict[str, Any], env: dict[str, str]) -> None:
+    """Apply each mutation, run the test that must catch it, undo it."""
+    with tempfile.TemporaryDirectory(prefix="rehearsal-mutation-") as tmp:
+        for mutation in MUTATIONS:
+            revert, override = mutation.apply(outputs)
+            try:
+                path = Path(tmp) / "flat-outputs.json"
+                path.write_text(mutated_outputs(outputs, override))
+                result = run_pytest([mutation.test], dict(env, FLAT_OUTPUTS_PATH=str(path)))
+            finally:
+                revert()
+            test_name = mutation.test.rsplit("::", 1)[-1]
+            caught = any(name.endswith(f"::{test_name}") for name in result.failed)
+            report.mutations.append((mutation.name, test_name, caught))
+            if not caught:
+                report.failures.append(f"mutation '{mutation.name}' was not caught by {test_name}")
+
+
+def rehearse(suffix: str, primary: str, secondary: str, outputs_path: Path,
+             keep_outputs: bool = False, check_mutations: bool = True) -> Report:
+    report = Report(suffix, (primary, secondary))
+    config = layer_config(suffix, primary, secondary)
+    stack = suffix
+    load_common(DictSource(config, stack=stack))  # bad suffix/regions fail here, before anything starts
+
+    with report.phase("start emulator"):
+        emulator = start_emulator()
+        env = emulator_environment(emulator.endpoint_url, primary)
+        apply_environment(env)
+        from offline.moto_backend import MotoBackend
+
+        backend = MotoBackend(emulator.endpoint_url)
+
+    previous_outputs = outputs_path.read_bytes() if outputs_path.exists() else None
+    # Outputs of a real deployment may be there: keep a copy on disk until they are back.
+    backup = outputs_path.with_name(outputs_path.name + ".before-rehearsal")
+    if previous_outputs is not None:
+        backup.write_bytes(previous_outputs)
+    secret_id = None
+    baseline: dict[str, set[str]] = {}
+    try:
+        with report.phase("seed operator prerequisites"):
+            # What the emulator holds before the deployment (default VPCs and the like).
+            baseline = inventory(emulator.endpoint_url, (primary, secondary))
+            secret_id = seed_master_secret(config, stack)
+
+        deployed = False
+        try:
+            runs = deploy(report, backend, config, stack)
+            deployed = True
+        except Exception as exc:  # reported; the teardown below still runs
+            report.failures.append(f"deploy: {type(exc).__name__}: {exc}")
+            runs = {}
+        report.not_emulated = [f"{n.layer}: {n.type} '{n.name}' ({n.reason})"
+                               for n in backend.not_emulated]
+        report.not_emulated += [f"invoke {token} in {region} (answered synthetically)"
+                                for token, region in backend.not_emulated_invokes]
+
+        if deployed:
+            with report.phase("write outputs"):
+                write_flat_outputs(layer_outputs(runs), outputs_path)
+
+            test_env = dict(os.environ, AWS_EMULATOR="moto", FLAT_OUTPUTS_PATH=str(outputs_path))
+            test_env.pop("RUN_FAILOVER_DRILL", None)
+            with report.phase("integration tests"):
+                report.tests = run_pytest([str(INTEGRATION_DIR), "-m", "not destructive"], test_env)
+            if not report.tests.ok:
+                report.failures.append("integration tests")
+
+            if check_mutations and report.tests.ok:
+                with report.phase("mutation checks (tests must fail on a wrong deployment)"):
+                    check_tests_bite(report, json.loads(outputs_path.read_text()), test_env)
+
+            with tempfile.TemporaryDirectory(prefix="rehearsal-drill-") as tmp:
+                drill_report = Path(tmp) / "drill.json"
+                drill_env = dict(test_env, RUN_FAILOVER_DRILL="1", DRILL_REPORT_PATH=str(drill_report))
+                with report.phase("failover drill"):
+                    report.drill = run_pytest([str(DRILL_TEST)], drill_env)
+                if drill_report.exists():
+                    drilled = json.loads(drill_report.read_text())
+                    report.drill_phases = [tuple(p) for p in drilled["phases"]]
+                    report.drill_corrections = list(drilled.get("corrections", []))
+            if not report.drill.ok:
+                report.failures.append("failover drill")
+
+    except Exception as exc:  # e.g. a test run that timed out: reported, and torn down below
+        report.failures.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        report.corrections = list(backend.corrections)
+        teardown(report, backend)
+        with report.phase("verify nothing is left"):
+            try:
+                if secret_id:
+                    delete_master_secret(secret_id, primary)
+                after = inventory(emulator.endpoint_url, (primary, secondary))
+                report.left = leftovers(baseline, after)
+                report.kms_pending_deletion = len(
+                    after.get("kms pending-deletion", set()) - baseline.get("kms pending-deletion", set()))
+            except Exception as exc:
+                report.failures.append(f"inventory after teardown: {type(exc).__name__}: {exc}")
+            if report.left:
+                report.failures.append("resources left after teardown")
+        if keep_outputs and previous_outputs is not None:
+            report.notes.append(f"kept the rehearsal's {outputs_path}; the previous file is {backup}")
+        if not keep_outputs:
+            if previous_outputs is not None:
+                outputs_path.write_bytes(previous_outputs)
+                backup.unlink(missing_ok=True)
+                report.notes.append(f"restored the previous {outputs_path}")
+            elif outputs_path.exists():
+                outputs_path.unlink()
+                report.notes.append(f"removed {outputs_path} (it described the torn-down rehearsal; "
+                                    "--keep-outputs keeps it)")
+        emulator.stop()
+    return report
+
+
+def _seconds(value: float) -> str:
+    return f"{value:6.2f}s"
+
+
+def _render_tests(title: str, result: PytestRun | None) -> list[str]:
+    if result is None:
+        return ["", f"{title}: not run"]
+    lines = ["", f"{title}: {len(result.passed)} passed, {len(result.failed)} failed, "
+                 f"{len(result.skipped)} skipped"]
+    lines.extend(f"  FAILED  {name}" for name in result.failed)
+    lines.extend(f"  skipped {name}: {why}" for name, why in result.skipped)
+    lines.extend(f"  UNEXPECTED SKIP {name}" for name, _ in result.unexpected_skips)
+    if not result.ok:
+        lines.append("  --- pytest output ---")
+        lines.extend(f"  {line}" for line in result.output.splitlines()[-80:])
+    return lines
+
+
+def render(report: Report) -> str:
+    lines = [f"Rehearsal of suffix '{report.suffix}' in {report.regions[0]} + {report.regions[1]} "
+             "(AWS API emulator: moto; nothing reached AWS)", ""]
+    lines.append("Deployed (resources created in the emulator, per layer and type):")
+    total = 0
+    for layer in LAYERS:
+        counts = report.deployed.get(layer)
+        if counts is None:
+            lines.append(f"  {layer}: not deployed")
+            continue
+        total += sum(counts.values())
+        lines.append(f"  {layer}: {sum(counts.values())}")
+        lines.extend(f"    {count:3d}  {type_}" for type_, count in counts.items())
+    lines.append(f"  total: {total}")
+    lines.append("")
+    lines.append("Not emulated (answered with synthetic outputs, by name):")
+    lines.extend(f"  - {item}" for item in report.not_emulated or ["none"])
+    lines.append("Created but not run by the emulator: Lambda functions (moto runs function code "
+                 "only in Docker); the tests call the promoter's handler in-process with the "
+                 "deployed function's configuration.")
+    if report.corrections:
+        lines.append("Emulator differences the rehearsal corrects or works around (openly):")
+        lines.extend(f"  - {c}" for c in report.corrections)
+    lines.extend(_render_tests("Integration tests", report.tests))
+    if report.mutations:
+        lines.append("")
+        lines.append("Mutation checks (a deliberately wrong deployment must fail its test):")
+        lines.extend(f"  {'caught' if caught else 'NOT CAUGHT'}: {name} -> {test}"
+                     for name, test, caught in report.mutations)
+    lines.extend(_render_tests("Failover drill", report.drill))
+    if report.drill_phases:
+        lines.append("  drill phases:")
+        lines.extend(f"    {_seconds(sec)}  {name}" for name, sec in report.drill_phases)
+    if report.drill_corrections:
+        lines.append("  emulator answers the drill corrected to documented AWS behaviour:")
+        lines.extend(f"    - {c}" for c in report.drill_corrections)
+    lines.append("")
+    lines.append("Teardown (reverse layer order):")
+    for layer in reversed(LAYERS):
+        t = report.teardown.get(layer)
+        if t is None:
+            continue
+        lines.append(f"  {layer}: {t['deleted']} deleted, {t['already_gone']} already gone, "
+                     f"{len(t['released'])} released, {len(t['errors'])} errors")
+        lines.extend(f"    released: {r}" for r in t["released"])
+        lines.extend(f"    ERROR: {e}" for e in t["errors"])
+    if report.kms_pending_deletion:
+        lines.append(f"  KMS keys scheduled for deletion (how AWS deletes keys): "
+                     f"{report.kms_pending_deletion}")
+    if report.left:
+        lines.append("  LEFT IN THE EMULATOR:")
+        for kind, items in report.left.items():
+            lines.extend(f"    {kind}: {item}" for item in items)
+    else:
+        lines.append("  nothing of the deployment is left in the emulator")
+    lines.append("")
+    lines.append("Time per phase:")
+    lines.extend(f"  {_seconds(sec)}  {name}" for name, sec in report.phases)
+    lines.append(f"  {_seconds(sum(s for _, s in report.phases))}  total")
+    lines.extend(f"Note: {n}" for n in report.notes)
+    lines.append("")
+    if report.failures:
+        lines.append("REHEARSAL FAILED: " + "; ".join(report.failures))
+    else:
+        lines.append("REHEARSAL PASSED")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suffix", required=True, help="environment suffix (ENV_SUFFIX)")
+    parser.add_argument("--primary-region", default=DEFAULT_PRIMARY_REGION)
+    parser.add_argument("--secondary-region", default=DEFAULT_SECONDARY_REGION)
+    parser.add_argument("--outputs", type=Path, default=DEFAULT_OUTPUTS,
+                        help="where to write the flat outputs (default: %(default)s)")
+    parser.add_argument("--keep-outputs", action="store_true",
+                        help="keep the outputs file after the teardown")
+    parser.add_argument("--report-json", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--skip-mutation-checks", action="store_true",
+                        help="do not break the deployment on purpose to prove the tests catch it")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    report = rehearse(args.suffix, args.primary_region, args.secondary_region,
+                      args.outputs.resolve(), keep_outputs=args.keep_outputs,
+                      check_mutations=not args.skip_mutation_checks)
+    print(render(report))
+    print(f"(wall clock {time.perf_counter() - started:.1f}s)")
+    if args.report_json:
+        args.report_json.write_text(json.dumps(_as_json(report), indent=2, default=str))
+    return 1 if report.failures else 0
+
+
+def _as_json(report: Report) -> dict[str, Any]:
+    def result(r: PytestRun | None) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        return {"passed": r.passed, "failed": r.failed, "skipped": r.skipped, "ok": r.ok}
+
+    return {
+        "suffix": report.suffix, "regions": report.regions, "phases": report.phases,
+        "deployed": report.deployed, "not_emulated": report.not_emulated,
+        "corrections": report.corrections, "tests": result(report.tests),
+        "drill": result(report.drill), "drill_phases": report.drill_phases,
+        "drill_corrections": report.drill_corrections,
+        "mutations": report.mutations,
+        "teardown": report.teardown, "left": report.left,
+        "kms_pending_deletion": report.kms_pending_deletion, "failures": report.failures,
+        "passed": not report.failures,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Fixtures of the integration tests (deployed resources, driven by the flat outputs).
+
+Without an outputs file every test here is skipped, with a message that says how to
+produce one. Tests marked ``real_aws_only`` are skipped, with their reason, when the
+suite runs against the emulator (``AWS_EMULATOR`` set by the rehearsal).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.integration import (
+    REAL_AWS_ONLY,
+    Deployment,
+    PromoterRunner,
+    client,
+    no_outputs_message,
+    outputs_path,
+    under_emulator,
+)
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    path = outputs_path()
+    emulated = under_emulator()
+    for item in items:
+        if HERE not in Path(str(item.fspath)).resolve().parents:
+            continue
+        if not path.exists():
+            item.add_marker(pytest.mark.skip(reason=no_outputs_message(path)))
+            continue
+        marker = item.get_closest_marker("real_aws_only")
+        if marker is not None and emulated:
+            why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"{REAL_AWS_ONLY}: {why}"))
+
+
+@pytest.fixture(scope="session")
+def deployment() -> Deployment:
+    return Deployment.load()
+
+
+@pytest.fixture(scope="session")
+def emulated() -> bool:
+    return under_emulator()
+
+
+@pytest.fixture(scope="session")
+def primary_region(deployment: Deployment) -> str:
+    return deployment["primaryDbRegion"]
+
+
+@pytest.fixture(scope="session")
+def replica_region(deployment: Deployment) -> str:
+    return deployment["replicaRegion"]
+
+
+@pytest.fixture(scope="session")
+def aws():
+    """``aws("rds", region)``: a client through the standard credential and endpoint chain."""
+    return client
+
+
+@pytest.fixture
+def promoter(deployment: Deployment, emulated: bool) -> PromoterRunner:
+    return PromoterRunner(deployment, emulated)
