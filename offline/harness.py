@@ -64,6 +64,8 @@ class ResourceRecord:
     retain_on_delete: bool = False
     # URNs this resource waits for: depends_on plus the resources its inputs come from.
     dependencies: list[str] = field(default_factory=list)
+    # Input properties (wire names) whose changes the engine ignores on update.
+    ignore_changes: list[str] = field(default_factory=list)
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -198,6 +200,10 @@ class SyntheticBackend:
         elif token == "aws:cloudwatch/dashboard:Dashboard":
             rid = inputs.get("dashboardName") or name
             out.update(dashboardArn=f"arn:aws:cloudwatch::{acct}:dashboard/{rid}")
+        elif token == "aws:ssm/parameter:Parameter":
+            # The provider's id is the name; the ARN is parameter/<name> (no slash in our names).
+            rid = name
+            out.update(name=name, arn=arn("ssm", f"parameter/{name}"), version=1)
         elif token == "aws:route53/zone:Zone":
             rid = f"Z{h.upper()[:13]}"
             out.update(zoneId=rid, arn=f"arn:aws:route53:::hostedzone/{rid}",
@@ -338,6 +344,7 @@ class _Recorder:
             protect=options.get("protect", False),
             retain_on_delete=options.get("retain_on_delete", False),
             dependencies=list(options.get("dependencies", [])),
+            ignore_changes=list(options.get("ignore_changes", [])),
         )
         if args.typ == STACK_REFERENCE_TYPE:
             ref_name = args.inputs.get("name") or args.name
@@ -391,6 +398,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             "protect": bool(getattr(request, "protect", False)),
             "retain_on_delete": bool(getattr(request, "retainOnDelete", False)),
             "dependencies": list(getattr(request, "dependencies", []) or []),
+            "ignore_changes": list(getattr(request, "ignoreChanges", []) or []),
         }
         return super().RegisterResource(request)
 

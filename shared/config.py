@@ -604,7 +604,13 @@ class FailoverSettings:
     alarm_email: str | None
     promoter_api_timeout_seconds: int = 5
     promoter_max_attempts: int = 2
-    backup_retention_days_after_promotion: int = 7
+    # How long the promoter waits for a primary that RDS reports as recovering in place
+    # (rebooting, Multi-AZ failover, maintenance...) before promoting across regions anyway.
+    recovery_grace_minutes: int = 10
+
+    @property
+    def recovery_grace_seconds(self) -> int:
+        return self.recovery_grace_minutes * 60
 
     @property
     def promoter_call_seconds(self) -> int:
@@ -632,7 +638,12 @@ class FailoverSettings:
         - Then, in parallel, resolvers drop the cached answer within one TTL and the
           promoter's one-minute schedule fires (the alarm notification can arrive before
           Route 53 reports the check unhealthy, so the schedule is the bound).
-        Promotion itself (minutes, RDS User Guide) comes on top: see RUNBOOK.md.
+        This is the budget of a primary that does NOT recover by itself (instance failed,
+        unreachable, region down). While RDS reports the reachable primary as recovering in
+        place (rebooting, Multi-AZ failover, maintenance...), the promoter holds until the
+        canary alarm has been in ALARM for ``recovery_grace_seconds``: DNS still moves at this
+        budget, promotion comes at most that grace later. Promotion itself (minutes, RDS User
+        Guide) comes on top: see RUNBOOK.md.
         """
         failing_periods = (self.alarm_datapoints + 1) * ALARM_PERIOD_SECONDS
         return failing_periods + ALARM_EVALUATION_DELAY_SECONDS + ROUTE53_ALARM_PICKUP_SECONDS + max(
@@ -659,6 +670,14 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
             "zoneName", f"must be at most {253 - _RECORD_PREFIX_LENGTH} characters so "
             "'writer.<zone>' stays a valid DNS name", zone,
         )
+    if not _carries_suffix(zone, common.environment_suffix):
+        # Names carry the suffix: two deployments in one account must not both claim a
+        # private zone of the same name on their VPCs.
+        raise ConfigError(
+            "zoneName", f"must contain the environment suffix '{common.environment_suffix}' as a "
+            f"whole label or hyphen-separated part, like the default db-{common.environment_suffix}.internal",
+            zone,
+        )
     api_timeout = _integer(source, "promoterApiTimeoutSeconds", 5, 1, 30)
     attempts = _integer(source, "promoterMaxAttempts", 2, 1, 10)
     if attempts * 2 * api_timeout + 1 > PROMOTER_MAX_CALL_SECONDS:
@@ -684,7 +703,10 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
         alarm_email=validate_email("alarmEmail", email) if email else None,
         promoter_api_timeout_seconds=api_timeout,
         promoter_max_attempts=attempts,
-        backup_retention_days_after_promotion=_integer(
-            source, "backupRetentionDaysAfterPromotion", 7, 1, 35
-        ),
+        recovery_grace_minutes=_integer(source, "recoveryGraceMinutes", 10, 0, 60),
     )
+
+
+def _carries_suffix(name: str, suffix: str) -> bool:
+    """``suffix`` is a whole label of ``name`` or a hyphen-delimited part of one."""
+    return re.search(rf"(^|[.-]){re.escape(suffix)}($|[.-])", name) is not None

@@ -119,6 +119,9 @@ class SecondaryDbOutputs:
     SNS_TOPIC_ARN = "secondaryAlertsTopicArn"
     PARAMETER_GROUP_NAME = "replicaParameterGroupName"
     PROMOTED = "replicaPromoted"
+    # Automated-backup retention a promotion turns on; the promoter passes the same value,
+    # so a promotion by the program and one by the promoter end up alike.
+    BACKUP_RETENTION_DAYS_AFTER_PROMOTION = "replicaBackupRetentionDaysAfterPromotion"
 
     @classmethod
     def all(cls) -> tuple[str, ...]:

@@ -33,6 +33,8 @@ class NameKind(Enum):
     LOG_GROUP = 512  # logGroupName
     RDS_EVENT_SUBSCRIPTION = 255  # SubscriptionName
     DNS_LABEL = 63  # one label of a DNS name
+    # PutParameter Name: 1011 characters counted over the whole parameter ARN, not the bare name
+    SSM_PARAMETER = 1011
     TAG_VALUE = 256
     GENERIC = 255  # names AWS only stores as a Name tag or description
 
@@ -56,6 +58,11 @@ class NameSpec:
     def max_suffix_length(self) -> int:
         # "<base>-<suffix>" plus any prescribed prefix must fit the limit.
         return self.kind.limit - self.overhead - len(self.base) - 1
+
+
+# An upper bound of "arn:<partition>:ssm:<region>:<account>:parameter/" (long partition and
+# region names), the part of an SSM parameter ARN that counts against the name's limit.
+SSM_ARN_PREFIX_BOUND = "arn:aws-iso-b:ssm:ap-southeast-7:123456789012:parameter/"
 
 
 # Every base name the layers use, with the family that constrains it. Layers
@@ -111,6 +118,9 @@ CATALOG: dict[str, NameSpec] = {
         NameSpec("db-promoter-errors", NameKind.CLOUDWATCH_ALARM),
         NameSpec("db-primary-health", NameKind.GENERIC),  # Route 53 health check Name tag
         NameSpec("db-promoter-decisions", NameKind.GENERIC),  # log metric filter (512)
+        # The promoter's arming record (SSM Parameter Store, secondary region). AWS counts the
+        # name's limit over its ARN: leave room for the longest ARN prefix.
+        NameSpec("db-failover-armed", NameKind.SSM_PARAMETER, overhead=len(SSM_ARN_PREFIX_BOUND)),
     ]
 }
 

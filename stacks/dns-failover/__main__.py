@@ -63,6 +63,7 @@ promotion = Promoter(
         replica_identifier=upstream.replica_identifier,
         replica_arn=upstream.replica_arn,
         replica_region=upstream.secondary_region,
+        backup_retention_days=upstream.backup_retention_days_after_promotion,
         kms_key_arn=upstream.secondary_kms_key_arn,
         zone_id=dns.zone.zone_id,
         writer_name=dns.writer_name,

@@ -5,9 +5,16 @@ region cannot silence it (FIELD-NOTES 18). Two triggers: the canary alarm's noti
 (SNS delivers from the primary region's topic to this function across regions) and a
 one-minute schedule in the secondary region as the fallback. Its IAM policy names every
 resource it may touch: promote and describe only the replica, describe the primary, change
-only the writer record of this zone, read the health check and the canary alarm, publish
-only to its own topic. Its decisions go to that topic and, as one JSON line each, to its
-log group, where a metric filter counts them per action for the dashboard.
+only the writer record of this zone, read the health check and the canary alarm, read and
+write only its arming parameter, publish only to its own topic. Its decisions go to that
+topic and, as one JSON line each, to its log group, where a metric filter counts them per
+action for the dashboard.
+
+Arming. A fresh deployment's canary alarm has no data yet, and missing data is breaching:
+the alarm starts in ALARM and the health check reads unhealthy before the primary was ever
+probed. So the promoter may promote only once it has itself seen the primary healthy: an
+SSM parameter in the secondary region starts as "unarmed", and the promoter writes the
+primary's identifier into it on a healthy observation.
 """
 
 from __future__ import annotations
@@ -24,6 +31,16 @@ from shared.config import FailoverSettings
 
 PROMOTER_MEMORY_MB = 256  # CPU scales with memory; boto3 imports slowly at 128 MB
 DECISIONS_METRIC = "PromoterDecisions"
+# Initial value of the arming parameter: anything but the primary's identifier means "not
+# armed", this one says why.
+UNARMED = "unarmed"
+# One promoter run at a time. The alarm notification and the schedule can fire together;
+# two runs deciding on the same evidence would both promote and fence. PromoteReadReplica
+# answers the loser with InvalidDBInstanceState, but serializing is the real guarantee (and
+# keeps the arming read-then-write race-free). A throttled trigger is an asynchronous event:
+# Lambda retries it within its event age (60 s, see FailoverFunction), then the next minute's
+# run takes over.
+PROMOTER_RESERVED_CONCURRENCY = 1
 
 
 def decisions_namespace(settings: FailoverSettings) -> str:
@@ -40,6 +57,8 @@ class PromoterArgs:
     replica_identifier: pulumi.Input[str]
     replica_arn: pulumi.Input[str]
     replica_region: pulumi.Input[str]
+    # The secondary-db layer's backupRetentionDaysAfterPromotion, through its stack output.
+    backup_retention_days: pulumi.Input[int]
     kms_key_arn: pulumi.Input[str]  # the secondary region's key, for the events topic
     zone_id: pulumi.Input[str]
     writer_name: str
@@ -55,6 +74,7 @@ class Promoter(pulumi.ComponentResource):
     """Events topic, promoter function and its triggers, its error alarm and decision metric."""
 
     events_topic: aws.sns.Topic
+    arming: aws.ssm.Parameter
     promoter: FailoverFunction
     errors_alarm: aws.cloudwatch.MetricAlarm
 
@@ -76,6 +96,24 @@ class Promoter(pulumi.ComponentResource):
                            publishers=["cloudwatch.amazonaws.com"]),
             opts=child,
         ).topic
+
+        arming_name = namer.name("db-failover-armed")
+        self.arming = aws.ssm.Parameter(
+            arming_name,
+            name=arming_name,
+            type="String",
+            tier="Standard",  # explicit: the account's default tier could be a billed one
+            value=UNARMED,
+            description=(
+                "Identifier of the primary the failover promoter has seen healthy; until it "
+                "names the current primary, the promoter does not promote (written by the promoter)"
+            ),
+            # The promoter owns the value once deployed: `pulumi up` must never reset an armed
+            # promoter to "unarmed" (nor re-arm one). Should an update of another property still
+            # write the stored value back, that can only disarm, and the next healthy
+            # observation re-arms within a minute.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+        )
 
         partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         zone_arn = pulumi.Output.concat("arn:", partition, ":route53:::hostedzone/", args.zone_id)
@@ -104,15 +142,19 @@ class Promoter(pulumi.ComponentResource):
                     "AUTOMATION_MODE": settings.automation_mode,
                     "API_TIMEOUT_SECONDS": str(settings.promoter_api_timeout_seconds),
                     "MAX_ATTEMPTS": str(settings.promoter_max_attempts),
-                    "BACKUP_RETENTION_DAYS": str(settings.backup_retention_days_after_promotion),
+                    "BACKUP_RETENTION_DAYS": pulumi.Output.from_input(args.backup_retention_days).apply(
+                        lambda days: str(int(days))),
+                    "ARMING_PARAMETER_NAME": self.arming.name,
+                    "RECOVERY_GRACE_SECONDS": str(settings.recovery_grace_seconds),
                 },
                 timeout_seconds=settings.promoter_timeout_seconds,
                 memory_mb=PROMOTER_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
                 namer=namer,
                 policy_statements=_promoter_statements(
-                    args, self.events_topic.arn, zone_arn, health_check_arn
+                    args, self.events_topic.arn, zone_arn, health_check_arn, self.arming.arn
                 ),
+                reserved_concurrency=PROMOTER_RESERVED_CONCURRENCY,
             ),
             opts=child,
         )
@@ -173,12 +215,13 @@ class Promoter(pulumi.ComponentResource):
         self.register_outputs({
             "promoterFunctionName": self.promoter.function.name,
             "eventsTopicArn": self.events_topic.arn,
+            "armingParameterName": self.arming.name,
         })
 
 
 def _promoter_statements(args: PromoterArgs, topic_arn: pulumi.Output[str],
-                         zone_arn: pulumi.Output[str], health_check_arn: pulumi.Output[str]
-                         ) -> list[pulumi.Output[dict]]:
+                         zone_arn: pulumi.Output[str], health_check_arn: pulumi.Output[str],
+                         arming_arn: pulumi.Output[str]) -> list[pulumi.Output[dict]]:
     """The promoter's permissions, each on the one resource it concerns."""
     writer = args.writer_name.rstrip(".").lower()  # the normalized form IAM compares
     return [
@@ -205,6 +248,9 @@ def _promoter_statements(args: PromoterArgs, topic_arn: pulumi.Output[str],
         )),
         pulumi.Output.from_input(args.canary_alarm_arn).apply(lambda arn: iam.statement(
             ["cloudwatch:DescribeAlarms"], [arn], sid="ReadTheCanaryAlarm",
+        )),
+        arming_arn.apply(lambda arn: iam.statement(
+            ["ssm:GetParameter", "ssm:PutParameter"], [arn], sid="ReadAndArmTheArmingParameter",
         )),
         # Reading metric data (replica lag) supports no resource-level permissions
         # (Service Authorization Reference, Amazon CloudWatch), so it takes "*".

@@ -45,6 +45,8 @@ class FailoverFunctionArgs:
     policy_statements: Sequence[pulumi.Input[dict[str, Any]]] = field(default_factory=list)
     subnet_ids: pulumi.Input[Sequence[str]] | None = None
     security_group_ids: pulumi.Input[Sequence[str]] | None = None
+    # None leaves the function on the account's unreserved pool.
+    reserved_concurrency: int | None = None
 
 
 class FailoverFunction(pulumi.ComponentResource):
@@ -110,6 +112,7 @@ class FailoverFunction(pulumi.ComponentResource):
             memory_size=args.memory_mb,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
             vpc_config=vpc_config,
+            reserved_concurrent_executions=args.reserved_concurrency,
             # The log group must exist with its retention before the first invocation, and the
             # role must already carry its policy (a VPC function needs the ENI permissions
             # at creation time).

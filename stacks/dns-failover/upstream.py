@@ -1,9 +1,10 @@
 """What the dns-failover layer reads from the layers below it.
 
 Every value comes through the output contract (``shared.contract``): the network's VPCs,
-subnets and probe group, the primary's and the replica's endpoints, ARNs and KMS keys, and
-whether the replica has been promoted. Regions are checked against this layer's own config,
-so a layer configured for other regions than the stacks it stands on stops at once.
+subnets and probe group, the primary's and the replica's endpoints, ARNs and KMS keys,
+whether the replica has been promoted, and the backup retention a promotion turns on.
+Regions are checked against this layer's own config, so a layer configured for other
+regions than the stacks it stands on stops at once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class UpstreamOutputs:
     replica_address: pulumi.Output[str]
     secondary_kms_key_arn: pulumi.Output[str]
     replica_promoted: pulumi.Output[bool]
+    backup_retention_days_after_promotion: pulumi.Output[int]
 
     def writer_primary_target(self) -> pulumi.Output[str]:
         """Where the PRIMARY writer record points.
@@ -78,6 +80,9 @@ def read_upstream(common: CommonSettings) -> UpstreamOutputs:
         replica_address=secondary.require(SecondaryDbOutputs.ADDRESS),
         secondary_kms_key_arn=secondary.require(SecondaryDbOutputs.KMS_KEY_ARN),
         replica_promoted=secondary.require(SecondaryDbOutputs.PROMOTED).apply(_flag),
+        # Stack outputs carry numbers as JSON (protobuf) doubles: 7.0.
+        backup_retention_days_after_promotion=secondary.require(
+            SecondaryDbOutputs.BACKUP_RETENTION_DAYS_AFTER_PROMOTION).apply(int),
     )
 
 

@@ -4,8 +4,9 @@
 layers would: an encrypted primary with backups, a cross-region encrypted read replica
 made from the primary's ARN with a key of the replica's region, the canary alarm,
 a CLOUDWATCH_METRIC health check on it, a private hosted zone with the writer failover
-pair and the reader record, and an encrypted events topic with an SQS queue subscribed
-so tests can read what the promoter published.
+pair and the reader record, an encrypted events topic with an SQS queue subscribed
+so tests can read what the promoter published, and the promoter's arming parameter as
+the layer deploys it ("unarmed", in the replica's region).
 
 ``world.client_factory(promoter)`` wraps the promoter's own client factory; the
 handler code is untouched. It counts calls, and corrects moto openly where it differs
@@ -24,6 +25,11 @@ from documented AWS behaviour:
 * A dead primary region is played by pointing primary-region clients at a local
   port that accepts TCP and never answers (or refuses), with the promoter's own
   timeouts and retry settings.
+
+Time is played, not corrected: ``set_alarm(state, for_seconds=...)`` backdates the
+moment the alarm entered its state. moto answers DescribeAlarms with
+StateUpdatedTimestamp only (AWS also sends StateTransitionedTimestamp); the promoter
+falls back to the former, so these tests run that fallback.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ ZONE_NAME = "db-qa.internal"
 WRITER = f"writer.{ZONE_NAME}"
 READER = f"reader.{ZONE_NAME}"
 ALARM = "db-qa-canary-failing"
+ARMING_PARAMETER = "db-failover-armed-qa"
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,6 +97,8 @@ class FailoverWorld:
     primary_endpoint: str | None = None  # set to play a dead primary region
     promote_error: str | None = None  # an RDS error code PromoteReadReplica answers with
     change_error: str | None = None  # a Route 53 error code ChangeResourceRecordSets answers with
+    arming_read_error: str | None = None  # an SSM error code GetParameter answers with
+    arming_write_error: str | None = None  # an SSM error code PutParameter answers with
     calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     # --- building ------------------------------------------------------------------------
@@ -145,6 +154,11 @@ class FailoverWorld:
             ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": r} for r in records]},
         )
 
+        # As the dns-failover layer creates it (automated_promotion.py).
+        client("ssm", REPLICA_REGION).put_parameter(
+            Name=ARMING_PARAMETER, Value="unarmed", Type="String", Tier="Standard",
+        )
+
         sns = client("sns", REPLICA_REGION)
         self.topic_arn = sns.create_topic(
             Name="db-qa-failover-events", Attributes={"KmsMasterKeyId": kms_replica}
@@ -173,6 +187,8 @@ class FailoverWorld:
             "API_TIMEOUT_SECONDS": "1",
             "MAX_ATTEMPTS": "1",
             "BACKUP_RETENTION_DAYS": "7",
+            "ARMING_PARAMETER_NAME": ARMING_PARAMETER,
+            "RECOVERY_GRACE_SECONDS": "600",
         }
         env.update(overrides)
         return env
@@ -181,13 +197,26 @@ class FailoverWorld:
     def _db(self, region: str, identifier: str) -> Any:
         return get_backend("rds")[DEFAULT_ACCOUNT_ID][region].databases[identifier]
 
-    def set_alarm(self, state: str) -> None:
+    def set_alarm(self, state: str, for_seconds: float = 0) -> None:
+        """Put the alarm in ``state``, entered ``for_seconds`` ago."""
         client("cloudwatch", PRIMARY_REGION).set_alarm_state(
             AlarmName=ALARM, StateValue=state, StateReason=f"test sets {state}"
         )
+        if for_seconds:
+            alarm = get_backend("cloudwatch")[DEFAULT_ACCOUNT_ID][PRIMARY_REGION].alarms[ALARM]
+            alarm.state_updated_timestamp -= datetime.timedelta(seconds=for_seconds)
 
     def set_replica_status(self, status: str) -> None:
         self._db(REPLICA_REGION, REPLICA_ID).status = status
+
+    def set_primary_status(self, status: str) -> None:
+        self._db(PRIMARY_REGION, PRIMARY_ID).status = status
+
+    def set_arming(self, value: str) -> None:
+        client("ssm", REPLICA_REGION).put_parameter(Name=ARMING_PARAMETER, Value=value, Overwrite=True)
+
+    def arming_value(self) -> str:
+        return client("ssm", REPLICA_REGION).get_parameter(Name=ARMING_PARAMETER)["Parameter"]["Value"]
 
     def detach_replica(self) -> None:
         """What AWS shows once a promotion has finished: the instance stands alone."""
@@ -261,6 +290,9 @@ class FailoverWorld:
             if service == "rds":
                 events.register("before-call.rds.PromoteReadReplica", self._promote_before)
                 events.register("after-call.rds.PromoteReadReplica", self._promote_after)
+            if service == "ssm":
+                events.register("before-call.ssm.GetParameter", self._get_parameter)
+                events.register("before-call.ssm.PutParameter", self._put_parameter)
             return made
 
         return factory
@@ -277,6 +309,12 @@ class FailoverWorld:
         if self.change_error:
             return _error(self.change_error, 400)
         return None
+
+    def _get_parameter(self, **_: Any) -> Any:
+        return _error(self.arming_read_error, 400) if self.arming_read_error else None
+
+    def _put_parameter(self, **_: Any) -> Any:
+        return _error(self.arming_write_error, 400) if self.arming_write_error else None
 
     def _promote_before(self, **_: Any) -> Any:
         if self.promote_error:

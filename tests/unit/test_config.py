@@ -121,6 +121,15 @@ CASES = [
     ("zone-label-too-long", "dns-failover", {"zoneName": "z" * 64 + ".internal"}, "dev", "zoneName"),
     ("zone-too-long-for-the-writer-record", "dns-failover", {"zoneName": LONG_ZONE}, "dev",
      "zoneName"),
+    # Names carry the suffix: two deployments must not both claim one private zone name.
+    ("zone-without-the-suffix", "dns-failover", {"zoneName": "db.example.internal"}, "qa7",
+     "zoneName"),
+    ("zone-with-the-suffix-only-inside-a-word", "dns-failover", {"zoneName": "dbqa7.internal"}, "qa7",
+     "zoneName"),
+    ("recovery-grace-over-an-hour", "dns-failover", {"recoveryGraceMinutes": 61}, "dev",
+     "recoveryGraceMinutes"),
+    ("recovery-grace-negative", "dns-failover", {"recoveryGraceMinutes": -1}, "dev",
+     "recoveryGraceMinutes"),
     ("failover-email-malformed", "dns-failover", {"alarmEmail": "@example.com"}, "dev", "alarmEmail"),
     ("failover-log-retention-not-allowed", "dns-failover", {"logRetentionDays": 2}, "dev",
      "logRetentionDays"),
@@ -155,6 +164,12 @@ def test_boundary_values_are_accepted():
          "backupWindow": "03:00-03:30", "maintenanceWindow": "sun:03:30-sun:04:00"}))
     cfg.load_failover_settings(cfg.DictSource(
         {"recordTtlSeconds": 60, "alarmEvaluationPeriods": 3, "alarmDatapointsToAlarm": 3}))
+    for zone in ("qa7.example.internal", "db-qa7.corp.internal", "pg.db-qa7-blue.internal"):
+        settings = cfg.load_failover_settings(cfg.DictSource({"zoneName": zone}, stack="qa7"))
+        assert settings.zone_name == zone
+    for minutes in (0, 60):
+        settings = cfg.load_failover_settings(cfg.DictSource({"recoveryGraceMinutes": minutes}))
+        assert settings.recovery_grace_seconds == minutes * 60
     cfg.load_network_settings(cfg.DictSource({"primaryVpcCidr": "10.0.0.0/16",
                                               "secondaryVpcCidr": "10.1.0.0/22"}))
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 
 from offline.harness import SyntheticBackend, run_all, run_layer
@@ -70,6 +71,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROLE = "aws:iam/role:Role"
 METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+PARAMETER = "aws:ssm/parameter:Parameter"
 
 
 def upstream_outputs(config: dict, promoted: object = False, *,
@@ -104,6 +106,9 @@ def upstream_outputs(config: dict, promoted: object = False, *,
         SecondaryDbOutputs.PORT: 5433,
         SecondaryDbOutputs.KMS_KEY_ARN: SECONDARY_KEY,
         SecondaryDbOutputs.PROMOTED: promoted,
+        # Not the promoter's old default of 7: the value must come from this export.
+        # A double, as stack outputs carry numbers.
+        SecondaryDbOutputs.BACKUP_RETENTION_DAYS_AFTER_PROMOTION: 12.0,
     }
     return {
         stack_reference_name(common, "network"): network,
@@ -312,8 +317,42 @@ def test_promoter_environment_is_the_fixed_interface(run):
         "AUTOMATION_MODE": "manual",
         "API_TIMEOUT_SECONDS": "4",
         "MAX_ATTEMPTS": "2",
-        "BACKUP_RETENTION_DAYS": "7",
+        # From the secondary-db layer's export, not a setting of this layer.
+        "BACKUP_RETENTION_DAYS": "12",
+        "ARMING_PARAMETER_NAME": f"db-failover-armed-{SUFFIX}",
+        "RECOVERY_GRACE_SECONDS": "600",
     }
+
+
+def _plain(value):
+    """A secret input (pulumi-aws marks an SSM parameter's value secret) as its plain value."""
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        return value["value"]
+    return value
+
+
+def test_arming_parameter_starts_unarmed_in_the_secondary_region_and_survives_updates(run):
+    parameter = run.one(PARAMETER, "db-failover-armed")
+    assert parameter.region == SECONDARY and parameter.provider_urn
+    assert parameter.inputs["name"] == f"db-failover-armed-{SUFFIX}"
+    assert parameter.inputs["type"] == "String" and parameter.inputs["tier"] == "Standard"
+    assert _plain(parameter.inputs["value"]) == "unarmed"
+    # The promoter owns the value once deployed: `pulumi up` must not disarm (or re-arm) it.
+    assert parameter.ignore_changes == ["value"]
+    env = _function(run, "db-promoter").inputs["environment"]["variables"]
+    assert env["ARMING_PARAMETER_NAME"] == parameter.inputs["name"]
+
+
+def test_promoter_runs_one_invocation_at_a_time(run):
+    # The alarm notification and the schedule must not decide (and promote) concurrently.
+    assert _function(run, "db-promoter").inputs["reservedConcurrentExecutions"] == 1
+    assert "reservedConcurrentExecutions" not in _function(run, "db-canary").inputs
+
+
+def test_recovery_grace_is_configurable():
+    run = _run({**CONFIG, "recoveryGraceMinutes": 3})
+    env = _function(run, "db-promoter").inputs["environment"]["variables"]
+    assert env["RECOVERY_GRACE_SECONDS"] == "180"
 
 
 def test_canary_alarm_notifies_the_promoter_across_regions(run):
@@ -383,6 +422,11 @@ def test_promoter_may_promote_only_the_replica_and_change_only_the_writer(run):
     assert by_action["route53:GetHealthCheckStatus"] == [
         f"arn:aws:route53:::healthcheck/{run.one(HEALTH_CHECK).id}"]
     assert by_action["cloudwatch:DescribeAlarms"] == [run.one(ALARM, "db-canary-errors").outputs["arn"]]
+    arming_arn = run.one(PARAMETER, "db-failover-armed").outputs["arn"]
+    assert arming_arn == f"arn:aws:ssm:{SECONDARY}:{ACCOUNT}:parameter/db-failover-armed-{SUFFIX}"
+    ssm_actions = {a for a in by_action if a.startswith("ssm:")}
+    assert ssm_actions == {"ssm:GetParameter", "ssm:PutParameter"}
+    assert all(by_action[a] == [arming_arn] for a in ssm_actions)
     change = next(st for st in statements if "route53:ChangeResourceRecordSets" in st["Action"])
     names = change["Condition"]["ForAllValues:StringEquals"][
         "route53:ChangeResourceRecordSetsNormalizedRecordNames"]
@@ -474,6 +518,8 @@ class CountingBackend(SyntheticBackend):
     ({"logRetentionDays": 10}, "logRetentionDays"),
     ({"zoneName": "Not A Zone"}, "zoneName"),
     ({"zoneName": ".".join(["a" * 61] * 4)}, "zoneName"),
+    ({"zoneName": "db.example.internal"}, "zoneName"),  # without the suffix
+    ({"recoveryGraceMinutes": 61}, "recoveryGraceMinutes"),
     ({"alarmEmail": "not-an-address"}, "alarmEmail"),
 ])
 def test_invalid_config_fails_before_any_resource_is_created(override, key):
@@ -504,7 +550,8 @@ def all_layers(request):
     config = {"environmentSuffix": "blue7", "aws:region": "ap-northeast-1",
               "secondaryRegion": "ap-southeast-1"}
     runs = run_all(config, stack="ci",
-                   layer_config={"secondary-db": {"replicaPromoted": request.param}})
+                   layer_config={"secondary-db": {"replicaPromoted": request.param,
+                                                  "backupRetentionDaysAfterPromotion": 9}})
     return request.param, runs
 
 
@@ -523,7 +570,12 @@ def test_runs_on_the_real_exports_of_the_layers_below(all_layers):
     assert canary.inputs["vpcConfig"]["securityGroupIds"] == [
         net[NetworkOutputs.PRIMARY.probe_security_group_id]]
     assert canary.inputs["environment"]["variables"]["DB_HOST"] == primary[PrimaryDbOutputs.ADDRESS]
-    assert dns.one(FUNCTION, "db-promoter").region == "ap-southeast-1"
+    promoter = dns.one(FUNCTION, "db-promoter")
+    assert promoter.region == "ap-southeast-1"
+    # One setting, in the secondary-db layer: the promoter turns on what a promotion by the
+    # program would.
+    assert secondary[SecondaryDbOutputs.BACKUP_RETENTION_DAYS_AFTER_PROMOTION] == 9
+    assert promoter.inputs["environment"]["variables"]["BACKUP_RETENTION_DAYS"] == "9"
     writers = {r.inputs["setIdentifier"]: r.inputs["records"] for r in dns.of_type(RECORD)
                if r.inputs.get("setIdentifier")}
     replica = secondary[SecondaryDbOutputs.ADDRESS]

@@ -4,6 +4,10 @@ The handler runs in-process with its own boto3 clients pointed at moto (``mock_a
 ``tests/support/moto_failover.py`` builds the world and documents, with the AWS
 references, the two places where the test corrects moto (health check status, and the
 replication link a finished promotion removes).
+
+The world starts as a fresh deployment does: the arming parameter reads "unarmed". A
+test that expects a promotion first runs the promoter while the primary is healthy
+(``arm``), exactly as a deployment gets armed, and only then fails the primary.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from moto import mock_aws
 
 from tests.support.lambdas import load_lambda
 from tests.support.moto_failover import (
+    ARMING_PARAMETER,
     HEALTHY,
     PRIMARY_ID,
     REPLICA_ID,
@@ -32,6 +37,15 @@ from tests.support.moto_failover import (
 
 promoter = load_lambda("promoter")
 SCHEDULE = {"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-01-01T00:00:00Z"}
+
+
+def alarm_notification(state: str = "ALARM") -> dict:
+    message = json.dumps({"AlarmName": "db-qa-canary-failing", "NewStateValue": state})
+    sns = {"TopicArn": "arn:aws:sns:eu-west-1:123456789012:alarms", "Message": message}
+    return {"Records": [{"EventSource": "aws:sns", "Sns": sns}]}
+
+
+ALARM_NOTIFICATION = alarm_notification()
 
 
 @pytest.fixture()
@@ -59,6 +73,20 @@ def primary_down(world):
     world.set_alarm("ALARM")
 
 
+def arm(world, capsys):
+    """One scheduled run while the primary is healthy: how a deployment gets armed."""
+    assert world.health_check_observations == HEALTHY
+    answer, _ = invoke(capsys)
+    assert answer["action"] == "none"
+    assert answer["outcome"]["arm"] == f"armed for {PRIMARY_ID}"
+    assert world.arming_value() == PRIMARY_ID
+
+
+def armed_and_down(world, capsys):
+    arm(world, capsys)
+    primary_down(world)
+
+
 # --- decisions against the moto world ----------------------------------------------------
 
 def test_healthy_primary_no_action_and_nothing_published(world, capsys):
@@ -68,6 +96,7 @@ def test_healthy_primary_no_action_and_nothing_published(world, capsys):
 
     assert answer["action"] == "none"
     assert logged["action"] == "none" and logged["mode"] == "automatic"
+    assert logged["outcome"] == {"arm": f"armed for {PRIMARY_ID}"}
     assert isinstance(logged["elapsed_ms"], float)
     assert logged["evidence"]["health_check"] == "healthy"
     assert logged["evidence"]["alarm_state"] == "OK"
@@ -90,7 +119,7 @@ def test_configuration_error_is_logged_once_and_raised(world, capsys, monkeypatc
 
 
 def test_unhealthy_primary_promotes_fences_and_notifies(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
     health_check_before = world.writer_records()["primary"]["HealthCheckId"]
 
     answer, logged = invoke(capsys)
@@ -113,11 +142,13 @@ def test_unhealthy_primary_promotes_fences_and_notifies(world, capsys):
     assert [n["action"] for n in sent] == ["promote"]
     assert sent[0]["subject"] == f"DB failover promote: {REPLICA_ID}"
     assert sent[0]["evidence"]["health_check"] == "unhealthy"
+    assert sent[0]["evidence"]["arming"] == "armed"
     assert logged["outcome"]["notify"] == "published"
+    assert "arm" not in logged["outcome"]  # never from an unhealthy observation
 
 
 def test_already_promoted_is_a_no_op_and_fencing_is_idempotent(world, capsys):
-    primary_down(world)
+    primary_down(world)  # no arming needed: nothing is promoted, only the fence is repaired
     # Promoted earlier (say by an operator); the writer still points at the old primary.
     world.detach_replica()
 
@@ -141,24 +172,34 @@ def test_already_promoted_is_a_no_op_and_fencing_is_idempotent(world, capsys):
     assert world.count("PromoteReadReplica") == 0
     assert world.notifications() == []
     assert world.writer_records()["primary"]["ResourceRecords"] == [{"Value": world.replica_address}]
+    # The recovered old primary may have diverged: it does not arm anything.
+    assert "arm" not in second["outcome"] and world.arming_value() == "unarmed"
 
 
 def test_replica_backing_up_is_retried_later_without_promoting(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
     world.set_replica_status("backing-up")
     before = world.writer_records()
 
-    answer, _ = invoke(capsys)
+    answer, logged = invoke(capsys)
 
     assert answer["action"] == "retry-later"
     assert any("backing-up" in reason for reason in answer["reasons"])
     assert world.count("PromoteReadReplica") == 0
     assert world.writer_records() == before
+    # Every minute until the backup ends: logged, not mailed.
+    assert world.notifications() == []
+    assert logged["outcome"]["notify"] == "logged only (scheduled run)"
+
+    answer, _ = invoke(capsys, ALARM_NOTIFICATION)
+
+    assert answer["action"] == "retry-later"
     assert [n["action"] for n in world.notifications()] == ["retry-later"]
 
 
 def test_manual_mode_notifies_would_promote_and_changes_nothing(world, capsys, monkeypatch):
     monkeypatch.setenv("AUTOMATION_MODE", "manual")
+    arm(world, capsys)  # manual mode arms too: switching to automatic later is armed already
     primary_down(world)
     before = world.writer_records()
 
@@ -173,6 +214,13 @@ def test_manual_mode_notifies_would_promote_and_changes_nothing(world, capsys, m
 
 
 def test_dry_run_mode_only_logs(world, capsys, monkeypatch):
+    monkeypatch.setenv("AUTOMATION_MODE", "dry-run")
+    healthy, _ = invoke(capsys)
+    assert healthy["action"] == "none" and "arm" not in healthy["outcome"]
+    assert world.arming_value() == "unarmed" and world.count("PutParameter") == 0
+
+    monkeypatch.setenv("AUTOMATION_MODE", "automatic")
+    arm(world, capsys)
     monkeypatch.setenv("AUTOMATION_MODE", "dry-run")
     primary_down(world)
     before = world.writer_records()
@@ -189,7 +237,7 @@ def test_dry_run_mode_only_logs(world, capsys, monkeypatch):
 
 
 def test_direct_dry_run_invoke_overrides_automatic_mode(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
 
     answer, logged = invoke(capsys, {"dryRun": True})
 
@@ -200,18 +248,16 @@ def test_direct_dry_run_invoke_overrides_automatic_mode(world, capsys):
 
 
 def test_alarm_notification_trigger_is_recorded(world, capsys):
-    primary_down(world)
-    message = json.dumps({"AlarmName": "db-qa-canary-failing", "NewStateValue": "ALARM"})
-    sns = {"TopicArn": "arn:aws:sns:eu-west-1:123456789012:alarms", "Message": message}
-    event = {"Records": [{"EventSource": "aws:sns", "Sns": sns}]}
+    armed_and_down(world, capsys)
 
-    answer, _ = invoke(capsys, event)
+    answer, _ = invoke(capsys, ALARM_NOTIFICATION)
 
     assert answer["trigger"]["source"] == "sns" and answer["trigger"]["state"] == "ALARM"
     assert answer["action"] == "promote"
 
 
 def test_unreachable_primary_region_confirmed_by_health_check_promotes_in_bounded_time(world, capsys):
+    arm(world, capsys)
     world.health_check_observations = list(UNHEALTHY)
     with SilentPort() as endpoint:
         world.primary_endpoint = endpoint
@@ -230,6 +276,7 @@ def test_unreachable_primary_region_confirmed_by_health_check_promotes_in_bounde
 
 @pytest.mark.parametrize("health", ["healthy", "unknown"])
 def test_unreachable_primary_region_alone_does_not_promote(world, capsys, health):
+    arm(world, capsys)  # armed, so only the missing confirmation holds it back
     if health == "healthy":
         world.health_check_observations = list(HEALTHY)
     else:
@@ -246,7 +293,7 @@ def test_unreachable_primary_region_alone_does_not_promote(world, capsys, health
 
 
 def test_missing_replica_lag_still_promotes_and_reports_unknown(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
 
     answer, _ = invoke(capsys)
 
@@ -257,7 +304,7 @@ def test_missing_replica_lag_still_promotes_and_reports_unknown(world, capsys):
 
 
 def test_replica_lag_is_reported_when_rds_publishes_it(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
     world.publish_replica_lag(3.0)
 
     answer, _ = invoke(capsys)
@@ -271,7 +318,7 @@ def test_two_runs_back_to_back_promote_exactly_once(world, capsys, effect):
     # "complete": the second run sees the replica standing alone (as AWS shows it once done);
     # "stale": it still sees the replication link, as a describe right after the call may.
     world.promotion_effect = effect
-    primary_down(world)
+    armed_and_down(world, capsys)
 
     first, _ = invoke(capsys)
     second, _ = invoke(capsys)
@@ -283,7 +330,7 @@ def test_two_runs_back_to_back_promote_exactly_once(world, capsys, effect):
 
 
 def test_concurrent_promotion_answered_invalid_state_is_not_an_error(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
     world.promote_error = "InvalidDBInstanceState"
     before = world.writer_records()
 
@@ -296,7 +343,7 @@ def test_concurrent_promotion_answered_invalid_state_is_not_an_error(world, caps
 
 
 def test_failed_fence_raises_after_logging_and_notifying(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
     world.change_error = "PriorRequestNotComplete"
 
     with pytest.raises(promoter.PromoterError, match="PriorRequestNotComplete"):
@@ -310,7 +357,7 @@ def test_failed_fence_raises_after_logging_and_notifying(world, capsys):
 
 
 def test_without_a_primary_writer_record_promotion_needs_no_fence(world, capsys):
-    primary_down(world)
+    armed_and_down(world, capsys)
     world.delete_writer_primary_record()
 
     answer, _ = invoke(capsys)
@@ -322,6 +369,7 @@ def test_without_a_primary_writer_record_promotion_needs_no_fence(world, capsys)
 
 
 def test_signals_that_disagree_wait_for_the_next_trigger(world, capsys):
+    arm(world, capsys)
     world.health_check_observations = list(UNHEALTHY)
     world.set_alarm("OK")
 
@@ -331,15 +379,169 @@ def test_signals_that_disagree_wait_for_the_next_trigger(world, capsys):
     assert world.count("PromoteReadReplica") == 0
 
 
-def test_missing_replica_is_blocked(world, capsys):
-    primary_down(world)
+@pytest.mark.parametrize(("event", "published"), [
+    (SCHEDULE, []),
+    (ALARM_NOTIFICATION, ["blocked"]),
+    ({"reason": "operator check"}, ["blocked"]),  # a direct invoke
+], ids=["schedule", "alarm", "direct"])
+def test_missing_replica_is_blocked_and_published_only_off_schedule(world, capsys, event, published):
+    armed_and_down(world, capsys)
     world.delete_replica()
 
-    answer, _ = invoke(capsys)
+    answer, logged = invoke(capsys, event)
 
     assert answer["action"] == "blocked"
     assert world.count("PromoteReadReplica") == 0
-    assert [n["action"] for n in world.notifications()] == ["blocked"]
+    assert [n["action"] for n in world.notifications()] == published
+    assert logged["outcome"]["notify"] == ("published" if published else "logged only (scheduled run)")
+
+
+# --- arming: no promotion before the primary was seen healthy -----------------------------
+
+@pytest.mark.parametrize("alarm", ["ALARM", "INSUFFICIENT_DATA"])
+def test_fresh_deployment_with_a_failing_alarm_does_not_promote(world, capsys, alarm):
+    # Right after the first `pulumi up`: the canary has no datapoints yet, missing data is
+    # breaching, and the health check (insufficient data = Unhealthy) reads unhealthy.
+    world.health_check_observations = list(UNHEALTHY)
+    world.set_alarm(alarm)
+    before = world.writer_records()
+
+    answer, logged = invoke(capsys)
+
+    assert answer["action"] == "not-armed"
+    assert answer["evidence"]["arming"] == "unarmed"
+    assert any("not been observed healthy since deployment" in r for r in answer["reasons"])
+    assert world.count("PromoteReadReplica") == 0
+    assert world.count("ChangeResourceRecordSets") == 0
+    assert world.writer_records() == before
+    # An unhealthy observation never arms, and a scheduled run only logs.
+    assert world.count("PutParameter") == 0 and world.arming_value() == "unarmed"
+    assert world.notifications() == []
+    assert logged["outcome"] == {"notify": "logged only (scheduled run)"}
+
+    # The alarm's own notification is worth one message.
+    answer, _ = invoke(capsys, alarm_notification(alarm))
+
+    assert answer["action"] == "not-armed"
+    assert [n["action"] for n in world.notifications()] == ["not-armed"]
+    assert world.count("PromoteReadReplica") == 0
+
+
+def test_a_healthy_observation_arms_once_and_then_promotion_is_possible(world, capsys):
+    assert world.arming_value() == "unarmed"
+
+    first, _ = invoke(capsys)
+    second, _ = invoke(capsys)
+
+    assert first["evidence"]["arming"] == "unarmed"
+    assert first["outcome"]["arm"] == f"armed for {PRIMARY_ID}"
+    assert world.arming_value() == PRIMARY_ID
+    assert second["evidence"]["arming"] == "armed" and "arm" not in second["outcome"]
+    assert world.count("PutParameter") == 1
+    assert world.notifications() == []
+
+    primary_down(world)
+    third, _ = invoke(capsys)
+
+    assert third["action"] == "promote"
+    assert world.count("PromoteReadReplica") == 1
+
+
+@pytest.mark.parametrize("alarm", ["ALARM", "INSUFFICIENT_DATA"])
+def test_a_healthy_check_with_a_failing_alarm_does_not_arm(world, capsys, alarm):
+    # Route 53 lags the alarm by up to a minute or so: the readable alarm wins.
+    world.set_alarm(alarm)
+
+    answer, _ = invoke(capsys)
+
+    assert answer["evidence"]["health_check"] == "healthy"
+    assert "arm" not in answer["outcome"]
+    assert world.arming_value() == "unarmed" and world.count("PutParameter") == 0
+
+
+def test_an_unreadable_arming_parameter_counts_as_not_armed(world, capsys):
+    arm(world, capsys)
+    world.arming_read_error = "AccessDeniedException"
+    primary_down(world)
+
+    answer, _ = invoke(capsys)
+
+    assert answer["action"] == "not-armed"
+    assert answer["evidence"]["arming"] == "unknown"
+    assert any("AccessDeniedException" in e for e in answer["evidence"]["errors"])
+    assert any("could not be read" in r for r in answer["reasons"])
+    assert world.count("PromoteReadReplica") == 0
+
+
+def test_armed_for_a_different_primary_is_not_armed(world, capsys):
+    # Armed by an earlier primary (say, before the primary-db layer replaced the instance).
+    world.set_arming("db-qa-primary-old")
+    primary_down(world)
+
+    answer, _ = invoke(capsys)
+
+    assert answer["action"] == "not-armed"
+    assert answer["evidence"]["arming"] == "other-primary"
+    assert any("db-qa-primary-old" in r for r in answer["reasons"])
+    assert world.count("PromoteReadReplica") == 0
+    assert world.arming_value() == "db-qa-primary-old"  # not overwritten from this observation
+
+    # Seen healthy, the current primary takes its place.
+    world.health_check_observations = list(HEALTHY)
+    world.set_alarm("OK")
+    answer, _ = invoke(capsys)
+
+    assert answer["outcome"]["arm"] == f"armed for {PRIMARY_ID}"
+    assert world.arming_value() == PRIMARY_ID
+
+
+def test_a_failed_arming_write_raises_without_mailing_every_minute(world, capsys):
+    world.arming_write_error = "ThrottlingException"
+
+    with pytest.raises(promoter.PromoterError, match="ThrottlingException"):
+        promoter.handler(SCHEDULE, None)
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["outcome"]["arm"].startswith("failed")
+    assert world.notifications() == []  # the promoter's Errors alarm reports it
+    assert world.arming_value() == "unarmed"
+
+
+# --- self-recovery grace: a Multi-AZ failover or reboot is not a regional failure ---------
+
+def test_primary_rebooting_within_the_grace_is_held_then_promoted_beyond_it(world, capsys):
+    arm(world, capsys)
+    world.health_check_observations = list(UNHEALTHY)
+    world.set_primary_status("rebooting")  # e.g. a reboot with Multi-AZ failover
+    world.set_alarm("ALARM", for_seconds=120)
+
+    held, logged = invoke(capsys)
+
+    assert held["action"] == "retry-later"
+    assert any("'rebooting'" in r and "600 s recovery grace" in r for r in held["reasons"])
+    assert 119 <= held["evidence"]["alarm_state_seconds"] < 180
+    assert world.count("PromoteReadReplica") == 0
+    assert world.notifications() == []  # scheduled run: logged only
+    assert logged["outcome"]["notify"] == "logged only (scheduled run)"
+
+    world.set_alarm("ALARM", for_seconds=11 * 60)
+    promoted, _ = invoke(capsys)
+
+    assert promoted["action"] == "promote"
+    assert any("beyond the 600 s recovery grace" in r for r in promoted["reasons"])
+    assert world.count("PromoteReadReplica") == 1
+
+
+def test_a_failed_primary_gets_no_grace(world, capsys):
+    arm(world, capsys)
+    world.health_check_observations = list(UNHEALTHY)
+    world.set_primary_status("failed")
+    world.set_alarm("ALARM", for_seconds=120)
+
+    answer, _ = invoke(capsys)
+
+    assert answer["action"] == "promote"
+    assert world.count("PromoteReadReplica") == 1
 
 
 # --- the pure decision table -------------------------------------------------------------
@@ -347,10 +549,12 @@ def test_missing_replica_is_blocked(world, capsys):
 E = promoter.Evidence
 DOWN = {"health_check": "unhealthy", "alarm_state": "ALARM", "primary_status": "available"}
 UP = {"health_check": "healthy", "alarm_state": "OK", "primary_status": "available"}
+# Armed for the current primary: the only state in which a promotion is possible.
 REPLICA = {"replica_status": "available", "replica_is_replica": True, "replica_address": "r.example",
-           "fence_state": "not-fenced"}
+           "fence_state": "not-fenced", "arming": "armed", "arming_value": "db-qa-primary"}
 PROMOTED = {**REPLICA, "replica_is_replica": False}
 GONE = {"alarm_state": "unreachable", "primary_status": "unreachable"}
+FRESH = {**REPLICA, "arming": "unarmed", "arming_value": "unarmed"}
 
 
 @pytest.mark.parametrize(
@@ -397,6 +601,47 @@ GONE = {"alarm_state": "unreachable", "primary_status": "unreachable"}
          "none", False, False, False),
         # Missing lag never blocks.
         (E(**DOWN, **REPLICA, replica_lag_seconds=None), "automatic", "promote", True, True, True),
+        # Not armed: never promote, whatever else the evidence says.
+        (E(**DOWN, **FRESH), "automatic", "not-armed", False, False, True),
+        (E(**DOWN, **FRESH), "manual", "not-armed", False, False, True),
+        (E(**DOWN, **FRESH), "dry-run", "not-armed", False, False, False),
+        (E(health_check="unhealthy", **GONE, **FRESH), "automatic", "not-armed", False, False, True),
+        (E(**DOWN, **{**REPLICA, "arming": "other-primary", "arming_value": "db-old"}), "automatic",
+         "not-armed", False, False, True),
+        (E(**DOWN, **{**REPLICA, "arming": "missing", "arming_value": None}), "automatic", "not-armed",
+         False, False, True),
+        (E(**DOWN, **{**REPLICA, "arming": "unknown", "arming_value": None}), "automatic", "not-armed",
+         False, False, True),
+        # Evidence that says nothing about arming is not armed (the field's default).
+        (E(**DOWN, replica_status="available", replica_is_replica=True, replica_address="r",
+           fence_state="not-fenced"), "automatic", "not-armed", False, False, True),
+        # Healthy and unarmed: nothing to do (arming is separate, see below).
+        (E(**UP, **FRESH), "automatic", "none", False, False, False),
+        # Fence repair after a promotion does not depend on arming.
+        (E(**DOWN, **{**PROMOTED, "arming": "unarmed"}), "automatic", "already-promoted", False, True,
+         True),
+        # Self-recovery grace, counted from the alarm leaving OK (600 s by default).
+        (E(**{**DOWN, "primary_status": "rebooting"}, alarm_state_seconds=120, **REPLICA), "automatic",
+         "retry-later", False, False, True),
+        (E(**{**DOWN, "primary_status": "modifying", "alarm_state": "INSUFFICIENT_DATA"},
+           alarm_state_seconds=599, **REPLICA), "automatic", "retry-later", False, False, True),
+        (E(**{**DOWN, "primary_status": "rebooting"}, alarm_state_seconds=601, **REPLICA), "automatic",
+         "promote", True, True, True),
+        (E(**{**DOWN, "primary_status": "rebooting"}, alarm_state_seconds=601, **REPLICA), "manual",
+         "would-promote", False, False, True),
+        (E(**{**DOWN, "primary_status": "rebooting"}, alarm_state_seconds=None, **REPLICA), "automatic",
+         "retry-later", False, False, True),
+        (E(**{**DOWN, "primary_status": "upgrading"}, alarm_state_seconds=30, **FRESH), "automatic",
+         "not-armed", False, False, True),
+        # Statuses an operator must fix get no grace.
+        (E(**{**DOWN, "primary_status": "failed"}, alarm_state_seconds=30, **REPLICA), "automatic",
+         "promote", True, True, True),
+        (E(**{**DOWN, "primary_status": "storage-full"}, alarm_state_seconds=30, **REPLICA), "automatic",
+         "promote", True, True, True),
+        (E(**{**DOWN, "primary_status": "inaccessible-encryption-credentials"}, alarm_state_seconds=30,
+           **REPLICA), "automatic", "promote", True, True, True),
+        (E(**{**DOWN, "primary_status": "stopped"}, alarm_state_seconds=30, **REPLICA), "automatic",
+         "promote", True, True, True),
     ],
 )
 def test_decision_table(evidence, mode, action, promote, fence, notify):
@@ -406,6 +651,89 @@ def test_decision_table(evidence, mode, action, promote, fence, notify):
         action, promote, fence, notify,
     ), decision.reasons
     assert decision.reasons
+
+
+def test_recovery_grace_comes_from_the_caller():
+    rebooting = E(**{**DOWN, "primary_status": "rebooting"}, alarm_state_seconds=120, **REPLICA)
+
+    assert promoter.decide(rebooting, "automatic", recovery_grace_seconds=60).action == "promote"
+    assert promoter.decide(rebooting, "automatic", recovery_grace_seconds=0).action == "promote"
+    assert promoter.decide(rebooting, "automatic", recovery_grace_seconds=121).action == "retry-later"
+
+
+@pytest.mark.parametrize(
+    ("evidence", "mode", "arm"),
+    [
+        (E(**UP, **FRESH), "automatic", True),
+        (E(**UP, **FRESH), "manual", True),
+        (E(**UP, **FRESH), "dry-run", False),  # dry-run writes nothing
+        (E(**UP, **REPLICA), "automatic", False),  # already armed for this primary
+        (E(**UP, **{**REPLICA, "arming": "other-primary", "arming_value": "db-old"}), "automatic", True),
+        (E(**UP, **{**REPLICA, "arming": "unknown", "arming_value": None}), "automatic", True),
+        (E(**UP, **{**REPLICA, "arming": "missing", "arming_value": None}), "automatic", True),
+        # The alarm could not be read: the health check alone speaks.
+        (E(health_check="healthy", **GONE, **FRESH), "automatic", True),
+        # Never from an unhealthy, unknown or contradictory observation.
+        (E(**DOWN, **FRESH), "automatic", False),
+        (E(health_check="unhealthy", **GONE, **FRESH), "automatic", False),
+        (E(health_check="unknown", alarm_state="OK", primary_status="available", **FRESH), "automatic",
+         False),
+        (E(health_check="healthy", alarm_state="ALARM", primary_status="available", **FRESH), "automatic",
+         False),
+        (E(health_check="healthy", alarm_state="INSUFFICIENT_DATA", primary_status="available", **FRESH),
+         "automatic", False),
+        (E(health_check="healthy", alarm_state="missing", primary_status="available", **FRESH),
+         "automatic", False),
+        (E(**{**UP, "primary_status": "missing"}, **FRESH), "automatic", False),
+        # A promoted replica: the "primary" coming back may be the diverged old one.
+        (E(**UP, **{**PROMOTED, "arming": "unarmed"}), "automatic", False),
+    ],
+)
+def test_arming_table(evidence, mode, arm):
+    decision = promoter.decide(evidence, mode)
+
+    assert decision.arm is arm, decision
+    assert not (decision.arm and decision.promote)
+
+
+D = promoter.Decision
+PROMOTE = D("promote", ("r",), promote=True, fence=True, notify=True)
+
+
+@pytest.mark.parametrize(
+    ("decision", "source", "action_failed", "published"),
+    [
+        (PROMOTE, "schedule", False, True),
+        (D("would-promote", ("r",), notify=True), "schedule", False, True),
+        (D("already-promoted", ("r",), fence=True, notify=True), "schedule", False, True),
+        (PROMOTE, "sns", False, True),
+        # Nothing changed: only off the one-minute schedule.
+        (D("retry-later", ("r",), notify=True), "schedule", False, False),
+        (D("retry-later", ("r",), notify=True), "sns", False, True),
+        (D("blocked", ("r",), notify=True), "schedule", False, False),
+        (D("blocked", ("r",), notify=True), "direct", False, True),
+        (D("not-armed", ("r",), notify=True), "schedule", False, False),
+        (D("not-armed", ("r",), notify=True), "sns", False, True),
+        (D("none", ("r",), notify=True), "schedule", False, False),  # unreadable evidence
+        (D("none", ("r",), notify=True), "unknown", False, True),
+        (D("none", ("r",)), "sns", False, False),
+        # A failed promotion or fence goes out whatever the trigger.
+        (PROMOTE, "schedule", True, True),
+    ],
+)
+def test_publication_policy(decision, source, action_failed, published):
+    assert promoter.should_publish(decision, source, action_failed) is published
+
+
+@pytest.mark.parametrize(("event", "source"), [
+    (SCHEDULE, "schedule"),
+    (ALARM_NOTIFICATION, "sns"),
+    ({"dryRun": True}, "direct"),
+    ({}, "direct"),
+    ("not an object", "unknown"),
+])
+def test_trigger_sources(event, source):
+    assert promoter.describe_trigger(event)["source"] == source
 
 
 def test_decide_rejects_an_unknown_mode():
@@ -431,7 +759,7 @@ def test_health_check_majority(statuses, expected):
 
 def test_settings_defaults_and_validation(world, monkeypatch):
     for key in ("AUTOMATION_MODE", "API_TIMEOUT_SECONDS", "MAX_ATTEMPTS", "BACKUP_RETENTION_DAYS",
-                "PRIMARY_SET_IDENTIFIER", "RECORD_TTL_SECONDS"):
+                "PRIMARY_SET_IDENTIFIER", "RECORD_TTL_SECONDS", "RECOVERY_GRACE_SECONDS"):
         monkeypatch.delenv(key)
     monkeypatch.setenv("HOSTED_ZONE_ID", f"/hostedzone/{world.zone_id}")
 
@@ -440,6 +768,13 @@ def test_settings_defaults_and_validation(world, monkeypatch):
     assert (settings.api_timeout_seconds, settings.max_attempts) == (5, 2)
     assert (settings.backup_retention_days, settings.primary_set_identifier) == (7, "primary")
     assert settings.hosted_zone_id == world.zone_id
+    assert settings.arming_parameter_name == ARMING_PARAMETER
+    assert settings.recovery_grace_seconds == 600
+
+    with pytest.raises(promoter.ConfigError, match="ARMING_PARAMETER_NAME"):
+        promoter.Settings.from_env({k: v for k, v in os.environ.items() if k != "ARMING_PARAMETER_NAME"})
+    with pytest.raises(promoter.ConfigError, match="RECOVERY_GRACE_SECONDS"):
+        promoter.Settings.from_env({**os.environ, "RECOVERY_GRACE_SECONDS": "3601"})
 
     with pytest.raises(promoter.ConfigError, match="AUTOMATION_MODE"):
         promoter.Settings.from_env({**os.environ, "AUTOMATION_MODE": "auto"})
@@ -454,7 +789,7 @@ def test_clients_are_bounded_by_timeout_and_attempts(monkeypatch):
         replica_identifier=REPLICA_ID, replica_region="eu-central-1", primary_identifier=PRIMARY_ID,
         primary_region="eu-west-1", health_check_id="h", canary_alarm_name="a", hosted_zone_id="Z",
         writer_record_name=WRITER, events_topic_arn="arn:aws:sns:eu-central-1:123456789012:t",
-        api_timeout_seconds=0.5, max_attempts=2,
+        arming_parameter_name=ARMING_PARAMETER, api_timeout_seconds=0.5, max_attempts=2,
     )
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")

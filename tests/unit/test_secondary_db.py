@@ -303,6 +303,8 @@ def test_exports_exactly_the_contract(run, replica):
     assert e[SecondaryDbOutputs.KMS_KEY_ARN] == run.one(KEY).outputs["arn"]
     assert e[SecondaryDbOutputs.SNS_TOPIC_ARN] == run.one(TOPIC).outputs["arn"]
     assert e[SecondaryDbOutputs.PARAMETER_GROUP_NAME] == run.one(PARAMETER_GROUP).inputs["name"]
+    # The dns-failover promoter reads this instead of keeping its own copy of the setting.
+    assert e[SecondaryDbOutputs.BACKUP_RETENTION_DAYS_AFTER_PROMOTION] == 14
 
 
 def test_nothing_mentions_a_default_region_under_other_regions(run, promoted):

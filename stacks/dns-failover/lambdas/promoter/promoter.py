@@ -8,30 +8,35 @@ Interface (kept in step with the Pulumi layer that deploys it):
     handler  ``promoter.handler`` (runtime python3.13; standard library + boto3)
     triggers 1. SNS notifications of the canary alarm (event ``Records[].Sns``)
              2. an EventBridge one-minute schedule (event ``source == "aws.events"``)
-             3. a direct invoke ``{"dryRun": true}`` (forces dry-run for that call)
+             3. a direct invoke: any other JSON object; ``{"dryRun": true}`` forces dry-run
     env (required) REPLICA_IDENTIFIER, REPLICA_REGION, PRIMARY_IDENTIFIER, PRIMARY_REGION,
              HEALTH_CHECK_ID, CANARY_ALARM_NAME (the alarm lives in PRIMARY_REGION),
-             HOSTED_ZONE_ID, WRITER_RECORD_NAME (fqdn), EVENTS_TOPIC_ARN (SNS, secondary region)
+             HOSTED_ZONE_ID, WRITER_RECORD_NAME (fqdn), EVENTS_TOPIC_ARN (SNS, secondary region),
+             ARMING_PARAMETER_NAME (SSM String parameter in REPLICA_REGION)
     env (defaults) AUTOMATION_MODE=automatic (automatic | manual | dry-run),
              PRIMARY_SET_IDENTIFIER=primary, RECORD_TTL_SECONDS=30, API_TIMEOUT_SECONDS=5,
              MAX_ATTEMPTS=2 (total attempts per call, first one included),
-             BACKUP_RETENTION_DAYS=7 (passed to PromoteReadReplica so backups start)
+             BACKUP_RETENTION_DAYS=7 (passed to PromoteReadReplica so backups start),
+             RECOVERY_GRACE_SECONDS=600 (0 to 3600; see "self-recovery grace" below)
     returns  {"action", "reasons", "evidence", "mode", "outcome", "trigger", "elapsed_ms"};
-             action is one of ACTIONS. Raises PromoterError (after logging and notifying)
-             only when an action it decided on failed, so the Errors metric shows it.
+             action is one of ACTIONS. Raises PromoterError (after logging, and publishing
+             as described under Notifications) only when an action it decided on (arm,
+             promote, fence, publish) failed, so the Errors metric shows it.
     IAM      route53:GetHealthCheckStatus on healthcheck/HEALTH_CHECK_ID;
              route53:ListResourceRecordSets, route53:ChangeResourceRecordSets on
              hostedzone/HOSTED_ZONE_ID (changes: UPSERT of the writer CNAME only);
              cloudwatch:DescribeAlarms on the canary alarm's ARN (primary region);
+             ssm:GetParameter, ssm:PutParameter on the arming parameter's ARN only;
              cloudwatch:GetMetricStatistics on "*" (it has no resource-level permissions);
              rds:DescribeDBInstances on both instances' db ARNs; rds:PromoteReadReplica on the
              replica's db ARN only; sns:Publish on EVENTS_TOPIC_ARN (plus kms:GenerateDataKey*
              and kms:Decrypt on the topic's key when it is KMS-encrypted); its own log group.
     worst case one call takes MAX_ATTEMPTS x (2 x API_TIMEOUT_SECONDS) plus ~1 s of backoff;
              evidence is read in parallel, then at most three calls follow (promote, fence,
-             publish): give the function a timeout of at least 5 such calls (defaults: ~2 min).
+             publish; or arm, publish): give the function a timeout of at least 5 such calls
+             (defaults: ~2 min). Run it with reserved concurrency 1: one decision at a time.
 
-Decision (``decide``, a pure function of the evidence and the mode):
+Decision (``decide``, a pure function of the evidence, the mode and the recovery grace):
   * The primary is judged DOWN only when the Route 53 health check (fed by the canary
     alarm) reports unhealthy: a majority of checker observations start with "Failure".
     An unreachable primary region is reported, but with a healthy or unknown health
@@ -42,6 +47,21 @@ Decision (``decide``, a pure function of the evidence and the mode):
     give "retry-later", anything else (failed, storage-full...) gives "blocked".
   * A missing ReplicaLag metric is "unknown", never a reason not to promote: it is
     missing exactly when the primary region is down.
+  * ARMING: it never promotes unless ARMED for the current primary, i.e. the arming
+    parameter holds PRIMARY_IDENTIFIER ("not-armed" otherwise). A fresh deployment's canary
+    alarm has no data, missing data is breaching, and the health check reads unhealthy
+    before the primary was ever probed: without arming, the first `pulumi up` would be
+    followed by a promotion. The parameter starts "unarmed"; the promoter writes
+    PRIMARY_IDENTIFIER into it (PutParameter, Overwrite) when it observes the primary
+    HEALTHY (health check healthy and, where readable, the alarm OK; never from an unhealthy
+    or contradictory observation). A failed read counts as not armed (fail safe); an
+    operator can still promote by hand (RUNBOOK.md). Dry-run writes nothing, arming included.
+  * Self-recovery grace: when the primary region answers and RDS reports the primary in a
+    status it leaves by itself (rebooting, Multi-AZ failover or maintenance: see
+    SELF_RECOVERY_STATUSES), it waits ("retry-later") until the canary alarm has been out
+    of OK for RECOVERY_GRACE_SECONDS (from the alarm's StateTransitionedTimestamp, else its
+    StateUpdatedTimestamp), so a 60-120 s Multi-AZ failover does not cause a cross-region
+    promotion. An unknown age holds too; a status outside that set never holds.
   * Mode: automatic promotes; manual publishes "would-promote"; dry-run only logs.
   * Idempotent: a replica that stands alone is "already-promoted" (fencing is checked and
     re-applied if needed); a writer record already fenced to the replica means a promotion
@@ -53,10 +73,13 @@ Fencing: right after a successful PromoteReadReplica, the writer's PRIMARY failo
 to the replica's endpoint address, so writers stay on the new primary when the old one
 recovers and its health check turns healthy again. There is no automatic failback.
 
-Notifications go to EVENTS_TOPIC_ARN for promote, would-promote, retry-later, blocked,
-fencing and failures, never for the every-minute "healthy, nothing to do". Every
-invocation logs exactly one JSON line with the decision, reasons, evidence, mode and
-elapsed time.
+Notifications go to EVENTS_TOPIC_ARN for promote, would-promote, fencing and failed
+promotions or fences, whatever the trigger. Outcomes that change nothing (retry-later,
+blocked, not-armed, evidence that could not be read, a failed arming write) are published
+only when the alarm notification or a direct invoke triggered the run: on the one-minute
+schedule they are logged only, or a stuck condition would mail every minute. Never
+published: "healthy, nothing to do". Every invocation logs exactly one JSON line with the
+decision, reasons, evidence, mode and elapsed time.
 """
 
 from __future__ import annotations
@@ -68,7 +91,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -77,7 +100,8 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 MODES = ("automatic", "manual", "dry-run")
-ACTIONS = ("none", "promote", "would-promote", "dry-run", "retry-later", "already-promoted", "blocked")
+ACTIONS = ("none", "promote", "would-promote", "dry-run", "retry-later", "already-promoted", "blocked",
+           "not-armed")
 
 PROMOTABLE_STATUSES = frozenset({"available"})
 # Statuses an instance leaves on its own; promotion is retried on the next trigger.
@@ -87,8 +111,22 @@ TRANSIENT_STATUSES = frozenset({
     "rebooting", "renaming", "resetting-master-credentials", "starting", "storage-config-upgrade",
     "storage-initialization", "storage-optimization", "upgrading",
 })
+# Statuses of a reachable primary that RDS brings back by itself within minutes: a reboot
+# (with or without Multi-AZ failover), maintenance, an in-place modification (RDS User Guide,
+# "Viewing Amazon RDS DB instance status"). Not here, on purpose: failed, storage-full,
+# stopped, stopping, inaccessible-encryption-credentials*, incompatible-*, restore-error,
+# insufficient-capacity (an operator must act) and available (nothing is being recovered).
+SELF_RECOVERY_STATUSES = frozenset({
+    "configuring-enhanced-monitoring", "configuring-iam-database-auth", "configuring-log-exports",
+    "converting-to-vpc", "maintenance", "modifying", "moving-to-vpc", "rebooting", "renaming",
+    "resetting-master-credentials", "starting", "upgrading",
+})
+DEFAULT_RECOVERY_GRACE_SECONDS = 600
+# Alarm states a health check reads as unhealthy (this check treats no data as Unhealthy).
+FAILING_ALARM_STATES = frozenset({"ALARM", "INSUFFICIENT_DATA"})
 LAG_WINDOW_SECONDS = 300
 SUBJECT_PREFIX = "DB failover"
+UNARMED = "unarmed"  # the arming parameter's value as deployed
 # Reads that fail this way mean "could not reach the endpoint", not "the API said no".
 UNREACHABLE_ERRORS = (BotoConnectionError, HTTPClientError)
 
@@ -114,12 +152,14 @@ class Settings:
     hosted_zone_id: str
     writer_record_name: str
     events_topic_arn: str
+    arming_parameter_name: str
     automation_mode: str = "automatic"
     primary_set_identifier: str = "primary"
     record_ttl_seconds: int = 30
     api_timeout_seconds: float = 5.0
     max_attempts: int = 2
     backup_retention_days: int = 7
+    recovery_grace_seconds: int = DEFAULT_RECOVERY_GRACE_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -153,12 +193,15 @@ class Settings:
             hosted_zone_id=zone.rsplit("/", 1)[-1],  # accept "/hostedzone/Z..." too
             writer_record_name=required("WRITER_RECORD_NAME"),
             events_topic_arn=required("EVENTS_TOPIC_ARN"),
+            arming_parameter_name=required("ARMING_PARAMETER_NAME"),
             automation_mode=mode,
             primary_set_identifier=(environ.get("PRIMARY_SET_IDENTIFIER") or "primary").strip(),
             record_ttl_seconds=number("RECORD_TTL_SECONDS", 30, 1, 86400, int),
             api_timeout_seconds=number("API_TIMEOUT_SECONDS", 5, 0.1, 60, float),
             max_attempts=number("MAX_ATTEMPTS", 2, 1, 10, int),
             backup_retention_days=number("BACKUP_RETENTION_DAYS", 7, 1, 35, int),
+            recovery_grace_seconds=number("RECOVERY_GRACE_SECONDS", DEFAULT_RECOVERY_GRACE_SECONDS,
+                                          0, 3600, int),
         )
 
 
@@ -193,6 +236,7 @@ class Clients:
     cloudwatch_primary: Any
     cloudwatch_replica: Any
     sns: Any
+    ssm: Any
 
 
 def build_clients(settings: Settings) -> Clients:
@@ -208,6 +252,7 @@ def build_clients(settings: Settings) -> Clients:
         cloudwatch_primary=make_client("cloudwatch", primary, settings, session),
         cloudwatch_replica=make_client("cloudwatch", replica, settings, session),
         sns=make_client("sns", replica, settings, session),
+        ssm=make_client("ssm", replica, settings, session),
     )
 
 
@@ -218,6 +263,7 @@ class Evidence:
     health_check: str = "unknown"  # healthy | unhealthy | unknown
     health_check_detail: str = ""
     alarm_state: str = "unknown"  # OK | ALARM | INSUFFICIENT_DATA | missing | unreachable | error
+    alarm_state_seconds: float | None = None  # how long the alarm has been in alarm_state
     primary_status: str = "unknown"  # an RDS status, or missing | unreachable | error
     replica_status: str = "unknown"  # an RDS status, or missing | unreachable | error
     replica_is_replica: bool | None = None
@@ -227,6 +273,10 @@ class Evidence:
     replica_lag_detail: str = ""
     fence_state: str = "unknown"  # fenced | not-fenced | absent | unknown
     writer_record: Mapping[str, Any] | None = None
+    # armed (holds PRIMARY_IDENTIFIER) | unarmed | other-primary | missing | unknown (unreadable).
+    # The default is the fail-safe one: evidence that says nothing about arming is not armed.
+    arming: str = "unknown"
+    arming_value: str | None = None
     errors: tuple[str, ...] = ()
 
     @property
@@ -244,6 +294,8 @@ class Evidence:
             "health_check": self.health_check,
             "health_check_detail": self.health_check_detail,
             "alarm_state": self.alarm_state,
+            "alarm_state_seconds": self.alarm_state_seconds if self.alarm_state_seconds is not None
+            else "unknown",
             "primary_status": self.primary_status,
             "primary_region_reachable": self.primary_region_reachable,
             "replica_status": self.replica_status,
@@ -256,6 +308,8 @@ class Evidence:
             "fence_state": self.fence_state,
             "writer_primary_values": _record_values(record) if record else None,
             "writer_primary_health_check_id": record.get("HealthCheckId"),
+            "arming": self.arming,
+            "arming_value": self.arming_value,
             "errors": list(self.errors),
         }
 
@@ -299,14 +353,40 @@ def read_health_check(route53: Any, health_check_id: str) -> tuple[str, str, str
     return status, detail, None
 
 
-def read_alarm_state(cloudwatch: Any, alarm_name: str) -> tuple[str, str | None]:
+def read_alarm_state(cloudwatch: Any, alarm_name: str
+                     ) -> tuple[str, datetime.datetime | None, str | None]:
+    """(state, since when, error). StateTransitionedTimestamp is when StateValue last changed;
+    StateUpdatedTimestamp also moves on EvaluationState changes (CloudWatch API Reference,
+    MetricAlarm), so it is only the fallback: it can make the state look younger, never older."""
     try:
         answer = cloudwatch.describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
     except Exception as error:
         kind, message = _failure("cloudwatch DescribeAlarms (primary region)", error)
-        return kind, message
+        return kind, None, message
     alarms = answer.get("MetricAlarms", [])
-    return (alarms[0]["StateValue"], None) if alarms else ("missing", f"alarm {alarm_name} not found")
+    if not alarms:
+        return "missing", None, f"alarm {alarm_name} not found"
+    alarm = alarms[0]
+    since = alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp")
+    if not isinstance(since, datetime.datetime):
+        return alarm["StateValue"], None, None
+    if since.tzinfo is None:  # CloudWatch time stamps are UTC
+        since = since.replace(tzinfo=datetime.timezone.utc)
+    return alarm["StateValue"], since, None
+
+
+def read_arming(ssm: Any, name: str, primary_identifier: str) -> tuple[str, str | None, str | None]:
+    """(arming, the parameter's value, error). Any failure reads as not armed."""
+    try:
+        answer = ssm.get_parameter(Name=name)
+    except Exception as error:
+        if _error_code(error) == "ParameterNotFound":
+            return "missing", None, f"ssm GetParameter: arming parameter {name} not found"
+        return "unknown", None, _failure("ssm GetParameter (arming)", error)[1]
+    value = str((answer.get("Parameter") or {}).get("Value", ""))
+    if value == primary_identifier:
+        return "armed", value, None
+    return ("unarmed" if value == UNARMED else "other-primary"), value, None
 
 
 @dataclass(frozen=True)
@@ -405,8 +485,10 @@ def gather_evidence(clients: Clients, settings: Settings, now: datetime.datetime
         except Exception as error:
             return None, _failure("route53 ListResourceRecordSets", error)[1]
 
-    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="evidence") as pool:
+    with ThreadPoolExecutor(max_workers=7, thread_name_prefix="evidence") as pool:
         health = pool.submit(read_health_check, clients.route53, settings.health_check_id)
+        arming = pool.submit(read_arming, clients.ssm, settings.arming_parameter_name,
+                             settings.primary_identifier)
         alarm = pool.submit(read_alarm_state, clients.cloudwatch_primary, settings.canary_alarm_name)
         primary = pool.submit(read_instance, clients.rds_primary, settings.primary_identifier, "primary")
         replica = pool.submit(read_instance, clients.rds_replica, settings.replica_identifier, "replica")
@@ -414,7 +496,9 @@ def gather_evidence(clients: Clients, settings: Settings, now: datetime.datetime
         record = pool.submit(writer_record)
 
     health_status, health_detail, health_error = health.result()
-    alarm_state, alarm_error = alarm.result()
+    alarm_state, alarm_since, alarm_error = alarm.result()
+    alarm_seconds = round(max(0.0, (now - alarm_since).total_seconds()), 1) if alarm_since else None
+    arming_state, arming_value, arming_error = arming.result()
     primary_facts, replica_facts = primary.result(), replica.result()
     lag_seconds, lag_detail = lag.result()
     writer, record_error = record.result()
@@ -433,12 +517,14 @@ def gather_evidence(clients: Clients, settings: Settings, now: datetime.datetime
     errors = tuple(
         message for message in (
             health_error, alarm_error, primary_facts.error, replica_facts.error, record_error,
+            arming_error,
         ) if message
     )
     return Evidence(
         health_check=health_status,
         health_check_detail=health_detail,
         alarm_state=alarm_state,
+        alarm_state_seconds=alarm_seconds,
         primary_status=primary_facts.status,
         replica_status=replica_facts.status,
         replica_is_replica=(replica_facts.source is not None) if replica_readable else None,
@@ -448,6 +534,8 @@ def gather_evidence(clients: Clients, settings: Settings, now: datetime.datetime
         replica_lag_detail=lag_detail,
         fence_state=fence_state,
         writer_record=writer,
+        arming=arming_state,
+        arming_value=arming_value,
         errors=errors,
     )
 
@@ -461,6 +549,7 @@ class Decision:
     promote: bool = False
     fence: bool = False
     notify: bool = False
+    arm: bool = False  # record that the current primary was observed healthy
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -490,19 +579,76 @@ def _primary_reasons(evidence: Evidence) -> list[str]:
     return reasons
 
 
-def decide(evidence: Evidence, mode: str) -> Decision:
+def observed_healthy(ev: Evidence) -> bool:
+    """Evidence that the primary is up, strong enough to arm on.
+
+    The health check says healthy and no readable answer contradicts it: the alarm, if it
+    could be read, is OK, and the primary instance was not reported missing. Nothing
+    unhealthy, unknown or contradictory arms. Once the replica stands alone there is
+    nothing left to arm for (the "primary" may be a diverged old one).
+    """
+    return (
+        ev.health_check == "healthy"
+        and ev.alarm_state in ("OK", "unreachable", "error", "unknown")
+        and ev.primary_status != "missing"
+        and ev.replica_is_replica is not False
+    )
+
+
+def decide(evidence: Evidence, mode: str,
+           recovery_grace_seconds: float = DEFAULT_RECOVERY_GRACE_SECONDS) -> Decision:
     """What to do, and why, from the evidence alone (no I/O)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
-    decision = _decide(evidence, mode)
+    decision = _decide(evidence, mode, recovery_grace_seconds)
+    # Arming is bookkeeping, not a failover action: manual mode records it too (so switching
+    # to automatic later is armed already); dry-run changes nothing at all.
+    arm = mode != "dry-run" and evidence.arming != "armed" and observed_healthy(evidence)
     if mode != "automatic":
-        # manual and dry-run never change anything; dry-run does not even publish.
-        decision = Decision(decision.action, decision.reasons, promote=False, fence=False,
-                            notify=decision.notify and mode == "manual")
-    return decision
+        # manual and dry-run never change the database or DNS; dry-run does not even publish.
+        decision = replace(decision, promote=False, fence=False,
+                           notify=decision.notify and mode == "manual")
+    return replace(decision, arm=arm)
 
 
-def _decide(ev: Evidence, mode: str) -> Decision:
+def _not_armed_reason(ev: Evidence) -> str:
+    why = {
+        "unarmed": "the arming parameter still reads 'unarmed'",
+        "other-primary": f"the arming parameter names another primary ({ev.arming_value})",
+        "missing": "the arming parameter does not exist",
+    }.get(ev.arming, "the arming parameter could not be read (counted as not armed)")
+    return (
+        f"NOT ARMED: the primary has not been observed healthy since deployment ({why}); "
+        "automatic promotion is off until it is. If the primary is really down, promote by "
+        "hand (RUNBOOK.md)"
+    )
+
+
+def _recovery_hold(ev: Evidence, grace_seconds: float) -> tuple[bool, str | None]:
+    """(hold, reason): wait while RDS recovers a reachable primary in place, within the grace."""
+    status = ev.primary_status
+    if grace_seconds <= 0 or not ev.primary_region_reachable or status not in SELF_RECOVERY_STATUSES:
+        return False, None
+    age = ev.alarm_state_seconds if ev.alarm_state in FAILING_ALARM_STATES else None
+    if age is None:
+        return True, (
+            f"primary instance reports '{status}' (RDS recovers it in place) and how long the "
+            f"canary alarm has been failing is unknown ({ev.alarm_state}): holding; re-evaluated "
+            "on the next trigger"
+        )
+    if age < grace_seconds:
+        return True, (
+            f"primary instance reports '{status}': RDS is recovering it in place (reboot, "
+            f"Multi-AZ failover, maintenance); canary alarm {ev.alarm_state} for {age:.0f} s, "
+            f"within the {grace_seconds:g} s recovery grace: holding; re-evaluated on the next trigger"
+        )
+    return False, (
+        f"primary instance reports '{status}', but the canary alarm has been {ev.alarm_state} "
+        f"for {age:.0f} s, beyond the {grace_seconds:g} s recovery grace: not waiting any longer"
+    )
+
+
+def _decide(ev: Evidence, mode: str, grace_seconds: float) -> Decision:
     primary_down = ev.health_check == "unhealthy"
     reasons = _primary_reasons(ev)
     replica = f"replica {ev.replica_status}"
@@ -537,6 +683,15 @@ def _decide(ev: Evidence, mode: str) -> Decision:
     if ev.alarm_state == "OK":
         reasons.append("signals disagree (canary alarm OK, health check unhealthy); "
                        "re-evaluated on the next trigger")
+        return Decision("retry-later", tuple(reasons), notify=True)
+    if ev.arming != "armed":
+        reasons.append(_not_armed_reason(ev))
+        return Decision("not-armed", tuple(reasons), notify=True)
+    reasons.append(f"armed: the primary was observed healthy since deployment ({ev.arming_value})")
+    hold, recovery = _recovery_hold(ev, grace_seconds)
+    if recovery:
+        reasons.append(recovery)
+    if hold:
         return Decision("retry-later", tuple(reasons), notify=True)
     if ev.replica_status in TRANSIENT_STATUSES:
         reasons.append(f"{replica}: not promotable yet; retried on the next trigger")
@@ -614,6 +769,30 @@ def promote(clients: Clients, settings: Settings) -> str:
     return "requested"
 
 
+def arm(clients: Clients, settings: Settings) -> str:
+    """Record that PRIMARY_IDENTIFIER was observed healthy: promotion is allowed from now on."""
+    clients.ssm.put_parameter(
+        Name=settings.arming_parameter_name,
+        Value=settings.primary_identifier,
+        Type="String",
+        Overwrite=True,
+    )
+    return f"armed for {settings.primary_identifier}"
+
+
+def should_publish(decision: Decision, trigger_source: str, action_failed: bool) -> bool:
+    """Whether this run's result goes to the events topic (dry-run is decided by the caller).
+
+    Promotions, would-promotes, fences and their failures go out whatever the trigger. The
+    rest (retry-later, blocked, not-armed, unreadable evidence) only when the alarm's
+    notification or a person started the run; the one-minute schedule only logs them, or a
+    condition that lasts an hour would send sixty messages.
+    """
+    if action_failed or decision.promote or decision.fence or decision.action == "would-promote":
+        return True
+    return decision.notify and trigger_source != "schedule"
+
+
 def publish(clients: Clients, settings: Settings, result: Mapping[str, Any]) -> None:
     subject = f"{SUBJECT_PREFIX} {result['action']}: {settings.replica_identifier}"
     clients.sns.publish(
@@ -638,9 +817,8 @@ def describe_trigger(event: Any) -> dict[str, Any]:
         return trigger
     if event.get("source") == "aws.events":
         return {"source": "schedule", "time": event.get("time")}
-    if "dryRun" in event:
-        return {"source": "direct"}
-    return {"source": "unknown"}
+    # Neither of the deployed triggers: someone invoked the function.
+    return {"source": "direct"}
 
 
 def dry_run_requested(event: Any) -> bool:
@@ -662,12 +840,20 @@ def run(
 ) -> dict[str, Any]:
     started = time.monotonic()
     mode = "dry-run" if dry_run_requested(event) else settings.automation_mode
+    trigger = describe_trigger(event)
     evidence = gather_evidence(clients, settings)
-    decision = decide(evidence, mode)
+    decision = decide(evidence, mode, settings.recovery_grace_seconds)
     reasons = list(decision.reasons)
     outcome: dict[str, str] = {}
-    failures: list[str] = []
+    failures: list[str] = []  # promote and fence: always published
+    quiet_failures: list[str] = []  # arming: published like the other non-actions
 
+    if decision.arm:
+        try:
+            outcome["arm"] = arm(clients, settings)
+        except Exception as error:
+            outcome["arm"] = f"failed: {_failure('ssm PutParameter (arming)', error)[1]}"
+            quiet_failures.append(outcome["arm"])
     if decision.promote:
         try:
             outcome["promote"] = promote(clients, settings)
@@ -691,23 +877,27 @@ def run(
         "action": decision.action,
         "reasons": reasons,
         "mode": mode,
-        "trigger": describe_trigger(event),
+        "trigger": trigger,
         "replica": settings.replica_identifier,
         "primary": settings.primary_identifier,
         "evidence": evidence.to_dict(),
         "outcome": outcome,
     }
-    if (decision.notify or failures) and mode != "dry-run":
+    noteworthy = replace(decision, notify=decision.notify or bool(quiet_failures))
+    if mode != "dry-run" and should_publish(noteworthy, trigger["source"], bool(failures)):
         try:
             publish(clients, settings, result)
             outcome["notify"] = "published"
         except Exception as error:
             outcome["notify"] = f"failed: {_failure('sns Publish', error)[1]}"
             failures.append(outcome["notify"])
+    elif decision.notify and mode != "dry-run":
+        outcome["notify"] = "logged only (scheduled run)"
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000.0, 1)
     log(json.dumps({"event": "failover-decision", **result}, default=str, sort_keys=True))
-    if failures:
-        raise PromoterError("; ".join(failures))
+    # Raised after the log line, so the Errors metric (and the promoter's error alarm) shows it.
+    if failures or quiet_failures:
+        raise PromoterError("; ".join(failures + quiet_failures))
     return result
 
 
