@@ -38,8 +38,9 @@ def start_emulator(account_id: str = OFFLINE_ACCOUNT_ID) -> Emulator:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     from moto.server import ThreadedMotoServer
 
-    # One line per request on stderr would bury the report.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # One line per request on stderr would bury the report, and so would the tracebacks of
+    # the calls moto answers with HTTP 500 (the report lists those differences instead).
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

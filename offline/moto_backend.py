@@ -242,7 +242,7 @@ class MotoBackend:
     def create(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
         with self._lock:
             region = record.region or self._default_region
-            if record.region is None:
+            if record.region is None and record.type.startswith("aws:"):
                 self.note(f"{record.type} '{record.name}' has no explicit provider; "
                           f"created in the default region {region}")
             handler = _HANDLERS.get(record.type)

@@ -35,8 +35,11 @@ LOG_RETENTION_DAYS = (
 )
 # RDS enhanced monitoring intervals (MonitoringInterval); 0 would turn it off.
 MONITORING_INTERVALS = (1, 5, 10, 15, 30, 60)
-# Major versions RDS for PostgreSQL offers under standard support (release calendar).
-SUPPORTED_PG_MAJOR_VERSIONS = ("14", "15", "16", "17", "18")
+# Major versions RDS for PostgreSQL offers under standard support (release calendar),
+# from 15 on: RDS refuses a parameter group when it creates a cross-region replica, so
+# the replica starts on the engine's default group until its own group applies at a
+# reboot, and only from 15 on does the default group force TLS (rds.force_ssl = 1).
+SUPPORTED_PG_MAJOR_VERSIONS = ("15", "16", "17", "18")
 # CloudWatch Database Insights modes (CreateDBInstance DatabaseInsightsMode). Advanced
 # needs Performance Insights kept 465 days and is billed; standard keeps the free 7 days.
 DATABASE_INSIGHTS_MODES = ("standard", "advanced")
@@ -211,7 +214,7 @@ def validate_suffix(key: str, suffix: str) -> str:
         raise ConfigError(
             key,
             f"must be at most {limit} characters so '{tight.base}-<suffix>' fits the "
-            f"{tight.kind.limit}-character limit of an AWS {tight.kind.name.lower()} name",
+            f"{tight.kind.limit}-character limit of an AWS {tight.kind.label}",
             suffix,
         )
     return suffix

@@ -78,6 +78,8 @@ class RegionalNetworkOutputs:
 class NetworkOutputs:
     PRIMARY = RegionalNetworkOutputs("primary")
     SECONDARY = RegionalNetworkOutputs("secondary")
+    # Stable random id of this deployment, tagged on every resource of every layer.
+    DEPLOYMENT_ID = "deploymentId"
 
     @classmethod
     def for_role(cls, role: str) -> RegionalNetworkOutputs:
@@ -85,7 +87,7 @@ class NetworkOutputs:
 
     @classmethod
     def all(cls) -> tuple[str, ...]:
-        return cls.PRIMARY.all() + cls.SECONDARY.all()
+        return (*cls.PRIMARY.all(), *cls.SECONDARY.all(), cls.DEPLOYMENT_ID)
 
 
 class PrimaryDbOutputs:
@@ -141,6 +143,9 @@ class FailoverOutputs:
     PROMOTER_FUNCTION_ARN = "promoterFunctionArn"
     CANARY_ALARM_TOPIC_ARN = "canaryAlarmTopicArn"
     FAILOVER_EVENTS_TOPIC_ARN = "failoverEventsTopicArn"
+    # The SSM parameter the promoter arms itself with (secondary region); operators read it,
+    # or set it to promote by hand (RUNBOOK.md).
+    ARMING_PARAMETER_NAME = "armingParameterName"
     AUTOMATION_MODE = "automationMode"
     DETECTION_BUDGET_SECONDS = "detectionBudgetSeconds"
 

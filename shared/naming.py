@@ -19,28 +19,36 @@ from enum import Enum
 
 
 class NameKind(Enum):
-    """AWS name families and their length limits (from the AWS API references)."""
+    """AWS name families: (length limit, what AWS calls the name) from the API references.
 
-    RDS_IDENTIFIER = 63  # DBInstanceIdentifier, DBSubnetGroupName, DBParameterGroupName
-    IAM_ROLE = 64  # RoleName
-    LAMBDA_FUNCTION = 64  # FunctionName
-    EVENTBRIDGE_RULE = 64  # Rule Name
-    SECURITY_GROUP = 255  # GroupName
-    SNS_TOPIC = 256  # TopicName
-    CLOUDWATCH_ALARM = 255  # AlarmName
-    CLOUDWATCH_DASHBOARD = 255  # DashboardName
-    KMS_ALIAS = 256  # AliasName, including "alias/"
-    LOG_GROUP = 512  # logGroupName
-    RDS_EVENT_SUBSCRIPTION = 255  # SubscriptionName
-    DNS_LABEL = 63  # one label of a DNS name
+    Each value carries its label so that families sharing a limit stay distinct
+    members (an Enum with equal plain values would alias them).
+    """
+
+    RDS_IDENTIFIER = (63, "RDS identifier")  # DBInstanceIdentifier, DBSubnetGroupName...
+    IAM_ROLE = (64, "IAM role name")
+    LAMBDA_FUNCTION = (64, "Lambda function name")
+    EVENTBRIDGE_RULE = (64, "EventBridge rule name")
+    SECURITY_GROUP = (255, "security group name")
+    SNS_TOPIC = (256, "SNS topic name")
+    CLOUDWATCH_ALARM = (255, "CloudWatch alarm name")
+    CLOUDWATCH_DASHBOARD = (255, "CloudWatch dashboard name")
+    KMS_ALIAS = (256, "KMS alias name")  # including "alias/"
+    LOG_GROUP = (512, "CloudWatch Logs group name")
+    RDS_EVENT_SUBSCRIPTION = (255, "RDS event subscription name")
+    DNS_LABEL = (63, "DNS label")
     # PutParameter Name: 1011 characters counted over the whole parameter ARN, not the bare name
-    SSM_PARAMETER = 1011
-    TAG_VALUE = 256
-    GENERIC = 255  # names AWS only stores as a Name tag or description
+    SSM_PARAMETER = (1011, "SSM parameter name")
+    TAG_VALUE = (256, "tag value")
+    GENERIC = (255, "Name tag")  # names AWS only stores as a Name tag or description
 
     @property
     def limit(self) -> int:
-        return self.value
+        return self.value[0]
+
+    @property
+    def label(self) -> str:
+        return self.value[1]
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,8 @@ CATALOG: dict[str, NameSpec] = {
         NameSpec("db-promoter-errors", NameKind.CLOUDWATCH_ALARM),
         NameSpec("db-primary-health", NameKind.GENERIC),  # Route 53 health check Name tag
         NameSpec("db-promoter-decisions", NameKind.GENERIC),  # log metric filter (512)
+        NameSpec("db-promoter-stuck", NameKind.GENERIC),  # log metric filter (512)
+        NameSpec("db-failover-stuck", NameKind.CLOUDWATCH_ALARM),
         # The promoter's arming record (SSM Parameter Store, secondary region). AWS counts the
         # name's limit over its ARN: leave room for the longest ARN prefix.
         NameSpec("db-failover-armed", NameKind.SSM_PARAMETER, overhead=len(SSM_ARN_PREFIX_BOUND)),

@@ -46,8 +46,9 @@ class RegionalProviders:
         return self.primary_region if role == "primary" else self.secondary_region
 
 
-def regional_providers(common: CommonSettings, layer: str) -> RegionalProviders:
-    tags = aws.ProviderDefaultTagsArgs(tags=standard_tags(common, layer))
+def regional_providers(common: CommonSettings, layer: str, deployment_id: pulumi.Input[str]
+                       ) -> RegionalProviders:
+    tags = aws.ProviderDefaultTagsArgs(tags=standard_tags(common, layer, deployment_id))
     namer = common.namer
 
     def provider(role: str, region: str) -> aws.Provider:

@@ -20,8 +20,8 @@ from shared.providers import regional_providers
 settings = load_failover_settings()
 common = settings.common
 namer = common.namer
-providers = regional_providers(common, layer="dns-failover")
 upstream = read_upstream(common)
+providers = regional_providers(common, layer="dns-failover", deployment_id=upstream.deployment_id)
 
 # Primary region: is the primary database alive?
 signal = HealthSignal(
@@ -104,5 +104,6 @@ pulumi.export(FailoverOutputs.PROMOTER_FUNCTION_NAME, promotion.promoter.functio
 pulumi.export(FailoverOutputs.PROMOTER_FUNCTION_ARN, promotion.promoter.function.arn)
 pulumi.export(FailoverOutputs.CANARY_ALARM_TOPIC_ARN, signal.alarm_topic.arn)
 pulumi.export(FailoverOutputs.FAILOVER_EVENTS_TOPIC_ARN, promotion.events_topic.arn)
+pulumi.export(FailoverOutputs.ARMING_PARAMETER_NAME, promotion.arming.name)
 pulumi.export(FailoverOutputs.AUTOMATION_MODE, settings.automation_mode)
 pulumi.export(FailoverOutputs.DETECTION_BUDGET_SECONDS, settings.detection_budget_seconds)

@@ -8,7 +8,7 @@ resource it may touch: promote and describe only the replica, describe the prima
 only the writer record of this zone, read the health check and the canary alarm, read and
 write only its arming parameter, publish only to its own topic. Its decisions go to that
 topic and, as one JSON line each, to its log group, where a metric filter counts them per
-action for the dashboard.
+action for the dashboard, and a second one counts the stuck ones for the stuck-failover alarm.
 
 Arming. A fresh deployment's canary alarm has no data yet, and missing data is breaching:
 the alarm starts in ALARM and the health check reads unhealthy before the primary was ever
@@ -27,7 +27,7 @@ from failover_function import FailoverFunction, FailoverFunctionArgs
 
 from shared import iam
 from shared.components.alerting import AlertTopic, AlertTopicArgs
-from shared.config import FailoverSettings
+from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
 
 PROMOTER_MEMORY_MB = 256  # CPU scales with memory; boto3 imports slowly at 128 MB
 DECISIONS_METRIC = "PromoterDecisions"
@@ -42,10 +42,60 @@ UNARMED = "unarmed"
 # run takes over.
 PROMOTER_RESERVED_CONCURRENCY = 1
 
+# Stuck failover. The promoter logs one line per run, {"event": "failover-decision",
+# "action": ...}. These actions change nothing while the primary looks down, and the
+# one-minute schedule only logs them (publishing them every minute would flood the
+# mailbox); evidence that cannot be read while the primary looks down ends in one of them
+# too. In a whole-region outage
+# the canary alarm's topic is in the dead region, so scheduled runs are all there is: without
+# an alarm on these lines nobody would hear that the failover is stuck.
+DECISION_EVENT = "failover-decision"
+STUCK_ACTIONS = ("retry-later", "blocked", "not-armed")
+STUCK_METRIC = "PromoterStuckDecisions"
+# Stuck minutes before anyone is told, at the least: clear of the stuck spells a
+# deployment produces by design (stuck_alarm_window), and still well inside the minutes
+# an RDS promotion takes anyway, so a person told then has lost little.
+STUCK_MINUTES_FLOOR = 10
+# Minutes in the window without a stuck line that still do not reset the count: a run
+# that outlasts its minute (calls into a dead region hang up to their timeouts) makes the
+# next scheduled run wait, the schedule's start can drift across a minute boundary, and an
+# empty minute is missing data, which this alarm treats as not breaching.
+STUCK_SLACK_MINUTES = 2
+# After a fresh deployment the canary alarm starts in ALARM (no data is breaching) and
+# needs N - M + 1 clean canary minutes to clear. Around them: the canary's first scheduled
+# run, the alarm's evaluation, Route 53's pick-up and the promoter's next run, about a
+# minute each, before the promoter arms. It answers "not-armed" all that time.
+ARMING_AROUND_CLEAN_MINUTES = 4
+
 
 def decisions_namespace(settings: FailoverSettings) -> str:
     """Custom-metric namespace of this deployment's promoter decisions."""
     return f"RdsFailover/{settings.common.environment_suffix}"
+
+
+def stuck_pattern() -> str:
+    """CloudWatch Logs JSON filter pattern matching the promoter's stuck decision lines."""
+    actions = " || ".join(f'($.action = "{action}")' for action in STUCK_ACTIONS)
+    return f'{{ ($.event = "{DECISION_EVENT}") && ({actions}) }}'
+
+
+def stuck_alarm_window(settings: FailoverSettings) -> tuple[int, int]:
+    """(datapoints to alarm, evaluation periods) of the stuck-failover alarm, in minutes.
+
+    Always more stuck minutes than the stuck spells the design produces on purpose, so
+    the alarm means "the failover is stuck", not "the failover waits as intended":
+    - after a fresh deployment, "not-armed" until the promoter has seen the primary healthy
+      (N - M + 1 clean canary minutes and ARMING_AROUND_CLEAN_MINUTES);
+    - during the recovery grace, "retry-later" while RDS recovers a reachable primary in
+      place; it ends by itself within the grace (the primary is back, or it is promoted).
+    A spell of D minutes can touch D + 1 one-minute periods, so the alarm needs D + 2.
+    With the defaults (M = 2 of N = 3, 10 minutes of grace): 12 stuck minutes of 14.
+    """
+    after_deployment = (settings.alarm_periods - settings.alarm_datapoints + 1
+                        + ARMING_AROUND_CLEAN_MINUTES)
+    longest_intended = max(after_deployment, settings.recovery_grace_minutes)
+    datapoints = max(STUCK_MINUTES_FLOOR, longest_intended + 2)
+    return datapoints, datapoints + STUCK_SLACK_MINUTES
 
 
 @dataclass
@@ -71,12 +121,13 @@ class PromoterArgs:
 
 
 class Promoter(pulumi.ComponentResource):
-    """Events topic, promoter function and its triggers, its error alarm and decision metric."""
+    """Events topic, promoter function and its triggers, its error and stuck alarms, its metrics."""
 
     events_topic: aws.sns.Topic
     arming: aws.ssm.Parameter
     promoter: FailoverFunction
     errors_alarm: aws.cloudwatch.MetricAlarm
+    stuck_alarm: aws.cloudwatch.MetricAlarm
 
     def __init__(self, name: str, args: PromoterArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -212,10 +263,53 @@ class Promoter(pulumi.ComponentResource):
             opts=child,
         )
 
+        # Stuck decisions: 1 per stuck line and nothing otherwise, so a healthy promoter
+        # leaves this metric empty.
+        aws.cloudwatch.LogMetricFilter(
+            namer.logical("promoter-stuck-decisions"),
+            name=namer.name("db-promoter-stuck"),
+            log_group_name=self.promoter.log_group.name,
+            pattern=stuck_pattern(),
+            metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                name=STUCK_METRIC,
+                namespace=decisions_namespace(settings),
+                value="1",
+                unit="Count",
+            ),
+            opts=child,
+        )
+        stuck_name = namer.name("db-failover-stuck")
+        datapoints, periods = stuck_alarm_window(settings)
+        self.stuck_alarm = aws.cloudwatch.MetricAlarm(
+            stuck_name,
+            name=stuck_name,
+            alarm_description=(
+                f"Failover stuck: in {datapoints} of the last {periods} minutes the promoter "
+                f"decided {' or '.join(STUCK_ACTIONS)} and promoted nothing. Its log group says "
+                f"why; RUNBOOK.md ('When the failover is stuck') says what to do."
+            ),
+            namespace=decisions_namespace(settings),
+            metric_name=STUCK_METRIC,
+            statistic="Sum",
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=periods,
+            datapoints_to_alarm=datapoints,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            # No stuck line is the normal case. A promoter that logs no decision at all is not
+            # running, or fails before deciding: the promoter-errors alarm above catches both
+            # (Errors > 0, and no Errors datapoint at all is breaching there).
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.events_topic.arn],
+            ok_actions=[self.events_topic.arn],
+            opts=child,
+        )
+
         self.register_outputs({
             "promoterFunctionName": self.promoter.function.name,
             "eventsTopicArn": self.events_topic.arn,
             "armingParameterName": self.arming.name,
+            "stuckAlarmName": self.stuck_alarm.name,
         })
 
 

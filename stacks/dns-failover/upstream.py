@@ -20,6 +20,7 @@ from shared.contract import LayerReference, NetworkOutputs, PrimaryDbOutputs, Se
 
 @dataclass(frozen=True)
 class UpstreamOutputs:
+    deployment_id: pulumi.Output[str]
     primary_region: pulumi.Output[str]
     secondary_region: pulumi.Output[str]
     primary_vpc_id: pulumi.Output[str]
@@ -61,6 +62,7 @@ def read_upstream(common: CommonSettings) -> UpstreamOutputs:
     # The checked regions feed the VPC associations and the promoter's environment, so no
     # resource can be built from an upstream stack of other regions.
     return UpstreamOutputs(
+        deployment_id=network.require(NetworkOutputs.DEPLOYMENT_ID),
         primary_region=primary.require_matching(PrimaryDbOutputs.REGION, common.primary_region),
         secondary_region=secondary.require_matching(SecondaryDbOutputs.REGION,
                                                     common.secondary_region),

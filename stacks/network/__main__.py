@@ -7,6 +7,7 @@ private hosted zone is associated with both VPCs.
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 from regional_network import RegionalNetwork, RegionalNetworkArgs
 
 from shared import iam
@@ -17,7 +18,15 @@ from shared.providers import regional_providers
 settings = load_network_settings()
 common = settings.common
 namer = common.namer
-providers = regional_providers(common, layer="network")
+# Unique per deployment and stable across updates: a redeployment under the same suffix
+# (CI re-runs, a rebuilt environment) gets a new id, so its resources never mix with the
+# leftovers of the old one in cost reports or cleanup sweeps. All layers tag it.
+deployment_id = random.RandomId(
+    namer.logical("deployment-id"),
+    byte_length=4,
+    keepers={"environmentSuffix": common.environment_suffix},
+)
+providers = regional_providers(common, layer="network", deployment_id=deployment_id.hex)
 
 # IAM is global: one role lets VPC Flow Logs write to the log group of each region.
 account = aws.get_caller_identity_output(opts=providers.invoke_opts("primary")).account_id
@@ -59,6 +68,7 @@ aws.iam.RolePolicy(
     opts=providers.opts("primary"),
 )
 
+pulumi.export(NetworkOutputs.DEPLOYMENT_ID, deployment_id.hex)
 for role, net in networks.items():
     keys = NetworkOutputs.for_role(role)
     pulumi.export(keys.region, providers.region(role))

@@ -23,7 +23,7 @@ from shared.components import (
     network_inputs,
 )
 from shared.config import load_primary_db_settings
-from shared.contract import LayerReference, PrimaryDbOutputs
+from shared.contract import LayerReference, NetworkOutputs, PrimaryDbOutputs
 from shared.providers import regional_providers
 
 ROLE = "primary"
@@ -31,11 +31,13 @@ ROLE = "primary"
 settings = load_primary_db_settings()
 common, alerting = settings.common, settings.alerting
 namer = common.namer
-providers = regional_providers(common, layer="primary-db")
+network_ref = LayerReference(common, "network")
+providers = regional_providers(common, layer="primary-db",
+                               deployment_id=network_ref.require(NetworkOutputs.DEPLOYMENT_ID))
 region = providers.region(ROLE)
 in_region = pulumi.ResourceOptions(providers=[providers.for_role(ROLE)])
 
-network = network_inputs(LayerReference(common, "network"), ROLE, region)
+network = network_inputs(network_ref, ROLE, region)
 account = account_context(providers, ROLE)
 identifier = namer.name("pg-primary")
 

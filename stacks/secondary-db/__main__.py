@@ -24,7 +24,7 @@ from shared.components import (
     replica_lag_alarm,
 )
 from shared.config import load_secondary_db_settings
-from shared.contract import LayerReference, PrimaryDbOutputs, SecondaryDbOutputs
+from shared.contract import LayerReference, NetworkOutputs, PrimaryDbOutputs, SecondaryDbOutputs
 from shared.providers import regional_providers
 
 ROLE = "secondary"
@@ -32,11 +32,13 @@ ROLE = "secondary"
 settings = load_secondary_db_settings()
 common, alerting = settings.common, settings.alerting
 namer = common.namer
-providers = regional_providers(common, layer="secondary-db")
+network_ref = LayerReference(common, "network")
+providers = regional_providers(common, layer="secondary-db",
+                               deployment_id=network_ref.require(NetworkOutputs.DEPLOYMENT_ID))
 region = providers.region(ROLE)
 in_region = pulumi.ResourceOptions(providers=[providers.for_role(ROLE)])
 
-network = network_inputs(LayerReference(common, "network"), ROLE, region)
+network = network_inputs(network_ref, ROLE, region)
 primary = LayerReference(common, "primary-db")
 primary_region = primary.require_matching(PrimaryDbOutputs.REGION, common.primary_region)
 account = account_context(providers, ROLE)

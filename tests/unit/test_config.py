@@ -89,6 +89,9 @@ CASES = [
     ("log-retention-not-allowed", "primary-db", {"logRetentionDays": 10}, "dev", "logRetentionDays"),
     ("engine-version-unsupported", "primary-db", {"engineMajorVersion": "12"}, "dev",
      "engineMajorVersion"),
+    # 14's default parameter group (a new cross-region replica's first) does not force TLS.
+    ("engine-version-without-default-tls", "primary-db", {"engineMajorVersion": "14"}, "dev",
+     "engineMajorVersion"),
     ("instance-class-malformed", "primary-db", {"instanceClass": "m6g.large"}, "dev",
      "instanceClass"),
     ("instance-class-previous-generation", "primary-db", {"instanceClass": "db.t2.micro"}, "dev",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from shared.contract import (
     SecondaryDbOutputs,
     stack_reference_name,
 )
+from tests.support.lambdas import load_lambda
 
 REPO = Path(__file__).resolve().parents[2]
 SUFFIX = "ops42"
@@ -74,6 +77,9 @@ DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 PARAMETER = "aws:ssm/parameter:Parameter"
 
 
+DEPLOYMENT_ID = "5eed1d0f"
+
+
 def upstream_outputs(config: dict, promoted: object = False, *,
                      network_primary_region: str = PRIMARY) -> dict[str, dict]:
     """Upstream stack outputs as the three lower layers export them, keyed by reference."""
@@ -89,6 +95,7 @@ def upstream_outputs(config: dict, promoted: object = False, *,
         NetworkOutputs.SECONDARY.probe_security_group_id: "sg-0probe2",
         NetworkOutputs.PRIMARY.db_security_group_id: "sg-0db1",
         NetworkOutputs.SECONDARY.db_security_group_id: "sg-0db2",
+        NetworkOutputs.DEPLOYMENT_ID: DEPLOYMENT_ID,
     }
     primary = {
         PrimaryDbOutputs.REGION: PRIMARY,
@@ -383,10 +390,98 @@ def test_failover_events_topic_alarm_email_and_decision_metric(run):
         "FunctionName": _function(run, "db-promoter").inputs["name"]}
     assert errors.inputs["metricName"] == "Errors"
     assert errors.inputs["alarmActions"] == [topic.id]
-    metric_filter = run.one(METRIC_FILTER)
+    metric_filter = run.one(METRIC_FILTER, "promoter-decisions-")
     assert metric_filter.inputs["logGroupName"] == f"/aws/lambda/db-promoter-{SUFFIX}"
     assert "$.action" in metric_filter.inputs["pattern"]
     assert metric_filter.inputs["metricTransformation"]["dimensions"] == {"Action": "$.action"}
+
+
+STUCK_PATTERN = ('{ ($.event = "failover-decision") && (($.action = "retry-later") || '
+                 '($.action = "blocked") || ($.action = "not-armed")) }')
+
+
+def _stuck(run):
+    return run.one(ALARM, "db-failover-stuck"), run.one(METRIC_FILTER, "promoter-stuck-decisions")
+
+
+def test_stuck_failover_alarm_watches_the_promoters_stuck_decisions_in_the_secondary_region(run):
+    alarm, metric_filter = _stuck(run)
+    assert alarm.region == metric_filter.region == SECONDARY
+    assert alarm.inputs["name"] == f"db-failover-stuck-{SUFFIX}"
+    assert metric_filter.inputs["name"] == f"db-promoter-stuck-{SUFFIX}"
+    assert metric_filter.inputs["logGroupName"] == run.one(LOG_GROUP, "db-promoter-logs").inputs["name"]
+    assert metric_filter.inputs["pattern"] == STUCK_PATTERN
+    transformation = metric_filter.inputs["metricTransformation"]
+    # 1 per stuck line and nothing else: no default value, so healthy minutes stay empty.
+    assert transformation["value"] == "1"
+    assert "defaultValue" not in transformation
+    # The alarm must read exactly the metric the filter writes: same name and namespace,
+    # and no dimensions on either side (an alarm with other dimensions never sees data).
+    assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == (
+        transformation["namespace"], transformation["name"])
+    assert transformation["namespace"] == f"RdsFailover/{SUFFIX}"
+    assert not transformation.get("dimensions") and not alarm.inputs.get("dimensions")
+    assert not alarm.inputs.get("unit")  # a unit the datapoints lack would hide them
+    # One stuck line in a minute makes that minute breach.
+    assert alarm.inputs["statistic"] == "Sum" and alarm.inputs["period"] == 60
+    assert alarm.inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm.inputs["threshold"] == 1
+    topic = run.one(TOPIC, "db-failover-events")
+    assert alarm.inputs["alarmActions"] == [topic.id] and alarm.inputs["okActions"] == [topic.id]
+    # No decisions at all is the promoter not running: the errors alarm covers that.
+    assert alarm.inputs["treatMissingData"] == "notBreaching"
+    assert run.one(ALARM, "db-promoter-errors").inputs["treatMissingData"] == "breaching"
+
+
+@pytest.mark.parametrize("override,window", [
+    # CONFIG: 3 of 4, 10 min grace. The grace hold ("retry-later" up to 10 min, touching up
+    # to 11 one-minute periods) is the longest intended stuck spell: 12 of 14.
+    ({}, (12, 14)),
+    # Short grace, default 2 of 3: after deployment 2 clean canary minutes + 4 around them
+    # = 6 minutes of "not-armed", below the 10-minute floor: 10 of 12.
+    ({"recoveryGraceMinutes": 0, "alarmEvaluationPeriods": 3, "alarmDatapointsToAlarm": 2},
+     (10, 12)),
+    # 1 of 10: the canary alarm needs 10 clean minutes after a deployment, + 4 = 14: 16 of 18.
+    ({"recoveryGraceMinutes": 5, "alarmEvaluationPeriods": 10, "alarmDatapointsToAlarm": 1},
+     (16, 18)),
+    ({"recoveryGraceMinutes": 60}, (62, 64)),
+])
+def test_stuck_alarm_outlasts_the_intended_stuck_spells(run, override, window):
+    alarm = (_run({**CONFIG, **override}) if override else run).one(ALARM, "db-failover-stuck").inputs
+    assert (alarm["datapointsToAlarm"], alarm["evaluationPeriods"]) == window
+    # CloudWatch: periods under an hour allow at most one day of evaluation.
+    assert alarm["evaluationPeriods"] * alarm["period"] <= 86_400
+
+
+def test_stuck_pattern_names_the_promoters_real_stuck_decisions():
+    promoter = load_lambda("promoter")
+    quoted = set(re.findall(r'\$\.action = "([^"]+)"', STUCK_PATTERN))
+    assert quoted <= set(promoter.ACTIONS)
+    down = promoter.Evidence(
+        health_check="unhealthy", alarm_state="ALARM", alarm_state_seconds=900.0,
+        primary_status="unreachable", replica_status="available", replica_is_replica=True,
+        replica_source=PRIMARY_ARN, replica_address=REPLICA_ADDRESS, fence_state="not-fenced",
+        arming="armed", arming_value=PRIMARY_ID,
+    )
+    stuck = {
+        "never armed": replace(down, arming="unarmed"),
+        "arming unreadable": replace(down, arming="unknown"),
+        "replica failed": replace(down, replica_status="failed"),
+        "replica backing up": replace(down, replica_status="backing-up"),
+        "replica unreadable": replace(down, replica_status="error", replica_is_replica=None),
+        "replica deleted": replace(down, replica_status="missing", replica_is_replica=None),
+        "health check unreadable, alarm firing": replace(down, health_check="unknown"),
+        "signals disagree": replace(down, alarm_state="OK"),
+    }
+    for case, evidence in stuck.items():
+        assert promoter.decide(evidence, "automatic").action in quoted, case
+    moving = {
+        "healthy": replace(down, health_check="healthy", alarm_state="OK"),
+        "promotes": down,
+        "already promoted": replace(down, replica_is_replica=False, fence_state="fenced"),
+    }
+    for case, evidence in moving.items():
+        assert promoter.decide(evidence, "automatic").action not in quoted, case
 
 
 def test_no_email_subscription_without_an_address():
@@ -490,6 +585,10 @@ def test_exports_are_exactly_the_contract(run):
     assert run.exports[FailoverOutputs.ZONE_NAME] == ZONE
     assert run.exports[FailoverOutputs.AUTOMATION_MODE] == "manual"
     assert run.exports[FailoverOutputs.HEALTH_CHECK_ID] == run.one(HEALTH_CHECK).id
+    # Operators read (or set, to promote by hand) the arming parameter by this name.
+    assert run.exports[FailoverOutputs.ARMING_PARAMETER_NAME] == f"db-failover-armed-{SUFFIX}"
+    assert run.exports[FailoverOutputs.ARMING_PARAMETER_NAME] == run.one(
+        PARAMETER, "db-failover-armed").inputs["name"]
     # M=3 failing minutes after a still-healthy one (240 s), alarm evaluation (60 s),
     # Route 53 pick-up (30 s), then max(TTL 45 s, promoter schedule 60 s).
     assert run.exports[FailoverOutputs.DETECTION_BUDGET_SECONDS] == 390

@@ -130,6 +130,18 @@ def test_every_aws_resource_has_an_explicit_regional_provider_with_default_tags(
             assert r.effective_tags["Layer"] == "network"
 
 
+def test_a_random_deployment_id_is_stable_per_suffix_exported_and_tagged(run):
+    random_id = run.one("random:index/randomId:RandomId")
+    # Keyed on the suffix only: updates keep the id; a new suffix or a fresh
+    # deployment (new state) gets a new one.
+    assert random_id.inputs["keepers"] == {"environmentSuffix": SUFFIX}
+    assert random_id.inputs["byteLength"] >= 4
+    assert run.exports[NetworkOutputs.DEPLOYMENT_ID] == random_id.outputs["hex"]
+    for r in run.resources:
+        if r.type.startswith("aws:"):
+            assert r.effective_tags["DeploymentId"] == random_id.outputs["hex"], r.name
+
+
 def test_exports_follow_the_contract(run):
     assert set(run.exports) == set(EXPORTS["network"])
     assert run.exports[NetworkOutputs.PRIMARY.region] == PRIMARY

@@ -16,7 +16,7 @@ import pytest
 from offline import plan as plan_module
 from policy import rules
 from policy.props import to_plain
-from shared.contract import EXPORTS, LAYERS
+from shared.contract import EXPORTS, LAYERS, NetworkOutputs
 
 SUFFIX = "qa7"
 PRIMARY, SECONDARY = "eu-west-1", "ap-southeast-2"
@@ -72,6 +72,18 @@ def test_every_aws_resource_has_an_explicit_provider_in_a_configured_region(plan
             assert record.provider_urn, f"{record.type} {record.name} has no explicit provider"
             region = record.inputs.get("region") or record.region
             assert region in (PRIMARY, SECONDARY), f"{record.type} {record.name} in {region}"
+
+
+def test_every_layer_tags_its_resources_with_the_network_layers_deployment_id(plan):
+    deployment_id = plan.runs["network"].exports[NetworkOutputs.DEPLOYMENT_ID]
+    random_ids = plan.runs["network"].of_type("random:index/randomId:RandomId")
+    assert [r.outputs["hex"] for r in random_ids] == [deployment_id]
+    for layer, run in plan.runs.items():
+        tagged = [r for r in run.resources if r.custom and r.type.startswith("aws:")]
+        assert tagged, layer
+        for record in tagged:
+            assert record.effective_tags.get("DeploymentId") == deployment_id, (layer, record.name)
+            assert record.effective_tags.get("Layer") == layer
 
 
 def test_both_regions_hold_a_database_with_forced_tls(plan):

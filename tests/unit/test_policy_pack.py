@@ -36,7 +36,8 @@ SUFFIX = "qa7"
 PRIMARY, SECONDARY = "eu-west-1", "ap-southeast-2"
 DEFAULT_REGION = "us-east-1"  # a region this stack is not configured for
 BASE = rules.Context(suffix=SUFFIX, regions=(PRIMARY, SECONDARY))
-TAGS = {"Environment": SUFFIX, "Project": "p", "ManagedBy": "pulumi", "Layer": "primary-db"}
+TAGS = {"Environment": SUFFIX, "Project": "p", "ManagedBy": "pulumi", "Layer": "primary-db",
+        "DeploymentId": "5eed1d0f"}
 KEY = f"arn:aws:kms:{PRIMARY}:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 GOOD_DB = {
     "identifier": f"pg-primary-{SUFFIX}", "storageEncrypted": True, "kmsKeyId": KEY,

@@ -17,7 +17,7 @@ SUFFIX = "qa7"
 PRIMARY, SECONDARY = "eu-west-1", "ap-southeast-2"
 ACCOUNT = "111122223333"
 TAGS = {"Environment": SUFFIX, "Project": "rds-multi-region-failover", "ManagedBy": "pulumi",
-        "Layer": "primary-db"}
+        "Layer": "primary-db", "DeploymentId": "5eed1d0f"}
 CTX = Context(suffix=SUFFIX, regions=(PRIMARY, SECONDARY), region=PRIMARY, tags=TAGS,
               name=f"thing-{SUFFIX}", provider=f"aws-primary-{SUFFIX}", explicit_provider=True)
 UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

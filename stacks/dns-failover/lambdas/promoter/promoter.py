@@ -77,8 +77,10 @@ Notifications go to EVENTS_TOPIC_ARN for promote, would-promote, fencing and fai
 promotions or fences, whatever the trigger. Outcomes that change nothing (retry-later,
 blocked, not-armed, evidence that could not be read, a failed arming write) are published
 only when the alarm notification or a direct invoke triggered the run: on the one-minute
-schedule they are logged only, or a stuck condition would mail every minute. Never
-published: "healthy, nothing to do". Every invocation logs exactly one JSON line with the
+schedule they are logged only, or a stuck condition would mail every minute; the layer's
+stuck-failover alarm (a metric filter on those log lines) tells the events topic once
+when they persist, which covers a dead primary region whose alarm topic went silent with
+it. Never published: "healthy, nothing to do". Every invocation logs exactly one JSON line with the
 decision, reasons, evidence, mode and elapsed time.
 """
 
