@@ -50,12 +50,6 @@ DEFAULT_OUT_DIR = REPO_ROOT / "plan-out"
 MASK = "[secret]"
 # Input names whose values are credentials wherever they appear.
 _SECRET_KEY = re.compile(r"(?i)(password|secretstring|secretbinary|privatekey|authtoken)")
-_LOADERS = {
-    "network": cfg.load_network_settings,
-    "primary-db": cfg.load_primary_db_settings,
-    "secondary-db": cfg.load_secondary_db_settings,
-    "dns-failover": cfg.load_failover_settings,
-}
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_SYNTHESIS = 0, 1, 2, 3
 
@@ -121,7 +115,7 @@ def validate_config(config: Mapping[str, Any], layer_config: Mapping[str, Mappin
     common = None
     for layer in layers:
         source = cfg.DictSource({**config, **(layer_config.get(layer) or {})}, stack=stack)
-        settings = _LOADERS[layer](source)
+        settings = cfg.LOADERS[layer](source)
         common = common or settings.common
     assert common is not None
     return common

@@ -713,3 +713,12 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
 def _carries_suffix(name: str, suffix: str) -> bool:
     """``suffix`` is a whole label of ``name`` or a hyphen-delimited part of one."""
     return re.search(rf"(^|[.-]){re.escape(suffix)}($|[.-])", name) is not None
+
+
+# Which loader reads which layer's settings (layer names as in shared.contract.LAYERS).
+LOADERS: dict[str, Callable[[ConfigSource | None], object]] = {
+    "network": load_network_settings,
+    "primary-db": load_primary_db_settings,
+    "secondary-db": load_secondary_db_settings,
+    "dns-failover": load_failover_settings,
+}

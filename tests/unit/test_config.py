@@ -10,12 +10,7 @@ from shared import config as cfg
 from shared import naming
 
 REPO = Path(__file__).resolve().parents[2]
-LOADERS = {
-    "network": cfg.load_network_settings,
-    "primary-db": cfg.load_primary_db_settings,
-    "secondary-db": cfg.load_secondary_db_settings,
-    "dns-failover": cfg.load_failover_settings,
-}
+LOADERS = cfg.LOADERS
 TOO_LONG_SUFFIX = "a" * (naming.max_suffix_length() + 1)
 SECRET_ARN = "arn:aws:secretsmanager:{region}:111122223333:secret:rds-master-qa7-AbCdEf"
 # Four 61-character labels: a valid zone name (247 characters) that "writer." pushes past 253.

@@ -17,12 +17,7 @@ from shared import config as cfg
 from shared.contract import LAYERS, PROJECTS
 
 REPO = Path(__file__).resolve().parents[2]
-LOADERS = {
-    "network": cfg.load_network_settings,
-    "primary-db": cfg.load_primary_db_settings,
-    "secondary-db": cfg.load_secondary_db_settings,
-    "dns-failover": cfg.load_failover_settings,
-}
+LOADERS = cfg.LOADERS
 # The provider's own key: documented in the README and the project description.
 FOREIGN_KEYS = {"aws:region"}
 
