@@ -95,6 +95,9 @@ integration: $(STAMP)
 
 preflight-static:
 	@$(PREFLIGHT) suffix regions pulumi
+ifeq ($(PULUMI_BACKEND_URL),$(LOCAL_BACKEND))
+	@mkdir -p .pulumi-state  # the file backend needs its directory to exist
+endif
 
 preflight-deploy: preflight-static $(STAMP)
 	@$(PY) -m offline.preflight $(PREFLIGHT_ARGS) aws
