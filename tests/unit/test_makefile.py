@@ -35,9 +35,14 @@ exit 0
 
 @pytest.fixture(scope="module")
 def emulator():
+    # The emulator configures moto through this process's environment (its account id);
+    # restore it so in-process moto tests that run later see their own defaults.
+    saved = dict(os.environ)
     emu = start_emulator()
     yield emu
     emu.stop()
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture
