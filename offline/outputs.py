@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name (the environment suffix)")
     parser.add_argument("--path", type=Path, default=DEFAULT_PATH)
     args = parser.parse_args(argv)
-    outputs = {layer: read_stack_outputs(layer, args.stack) for layer in LAYERS}
+    try:
+        outputs = {layer: read_stack_outputs(layer, args.stack) for layer in LAYERS}
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     missing = {layer: sorted(set(EXPORTS[layer]) - set(outputs[layer])) for layer in LAYERS}
     missing = {k: v for k, v in missing.items() if v}
     if missing:

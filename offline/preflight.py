@@ -18,7 +18,7 @@ from shared.config import ConfigError, validate_region, validate_suffix
 def check_suffix(suffix: str | None) -> str | None:
     if not suffix:
         return ("ENV_SUFFIX is not set: pass the environment suffix every resource name carries, "
-                "e.g. `make deploy ENV_SUFFIX=pr123` (lower-case letters, digits, hyphens)")
+                "e.g. ENV_SUFFIX=pr123 (lower-case letters, digits, hyphens)")
     try:
         validate_suffix("ENV_SUFFIX", suffix)
     except ConfigError as exc:

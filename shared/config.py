@@ -550,7 +550,7 @@ class SecondaryDbSettings:
     common: CommonSettings
     instance_class: str | None  # None: use the primary's class (read from its stack)
     multi_az: bool
-    max_allocated_storage_gib: int
+    max_allocated_storage_gib: int | None  # None: the primary's ceiling (read from its stack)
     replica_promoted: bool
     backup_retention_days_after_promotion: int
     replica_lag_threshold_seconds: int
@@ -559,6 +559,24 @@ class SecondaryDbSettings:
     backup_window: str
     maintenance_window: str
     tuning: DatabaseTuning
+
+
+def replica_storage_ceiling(configured: int | None, primary_ceiling: int) -> int:
+    """The replica's autoscaling ceiling: never below the primary's.
+
+    The replica starts with the primary's storage and receives every write; if the primary
+    may grow past the replica's ceiling, the replica fills up and replication stops.
+    """
+    if configured is None:
+        return primary_ceiling
+    if configured < primary_ceiling:
+        raise ConfigError(
+            "maxAllocatedStorageGiB",
+            f"must be at least the primary's ceiling ({primary_ceiling} GiB, primary-db "
+            "maxAllocatedStorageGiB) so the replica can hold everything the primary may store",
+            configured,
+        )
+    return configured
 
 
 def load_secondary_db_settings(source: ConfigSource | None = None) -> SecondaryDbSettings:
@@ -576,7 +594,8 @@ def load_secondary_db_settings(source: ConfigSource | None = None) -> SecondaryD
             validate_instance_class("instanceClass", instance_class) if instance_class else None
         ),
         multi_az=_boolean(source, "multiAz", False),
-        max_allocated_storage_gib=_integer(source, "maxAllocatedStorageGiB", 200, 22, 65536),
+        # 0: follow the primary's ceiling (the replica only grows as the primary does).
+        max_allocated_storage_gib=_integer(source, "maxAllocatedStorageGiB", 0, 0, 65536) or None,
         replica_promoted=_boolean(source, "replicaPromoted", False),
         backup_retention_days_after_promotion=_integer(
             source, "backupRetentionDaysAfterPromotion", 7, 1, 35
@@ -610,6 +629,11 @@ class FailoverSettings:
     # How long the promoter waits for a primary that RDS reports as recovering in place
     # (rebooting, Multi-AZ failover, maintenance...) before promoting across regions anyway.
     recovery_grace_minutes: int = 10
+    # Reserve one concurrent execution for the promoter so its triggers take turns. Lambda
+    # keeps at least 10 executions unreserved per account, so an account whose concurrency
+    # quota is still 10 (new accounts) cannot reserve any: turn this off there; the
+    # promoter's own idempotency (InvalidDBInstanceState, the fence check) remains.
+    serialize_promoter_runs: bool = True
 
     @property
     def recovery_grace_seconds(self) -> int:
@@ -631,10 +655,13 @@ class FailoverSettings:
     def detection_budget_seconds(self) -> int:
         """Worst case from the primary failing until DNS has moved and the promoter has acted.
 
-        - The alarm goes off after M breaching one-minute datapoints (M of the last N; a
-          hard failure breaches every period, so M counts, not N). In the worst alignment
-          the failure starts just after a successful probe, whose period still reports
-          healthy: (M + 1) periods.
+        - The alarm itself goes off after M breaching one-minute datapoints (M of the last
+          N), but the health check is what moves DNS and gates the promoter, and Route 53
+          keeps only the alarm's period, evaluation periods, statistic and threshold
+          (Route 53 API Reference, CloudWatchAlarmConfiguration: no DatapointsToAlarm). It
+          may therefore need all N periods to breach, so N bounds the budget. In the worst
+          alignment the failure starts just after a successful probe, whose period still
+          reports healthy: (N + 1) periods.
         - Lambda metrics land and CloudWatch evaluates the alarm about once a minute.
         - Route 53 reflects the alarm in the health check: about 30 s (an estimate; AWS
           documents no figure for alarm-based checks).
@@ -648,7 +675,7 @@ class FailoverSettings:
         budget, promotion comes at most that grace later. Promotion itself (minutes, RDS User
         Guide) comes on top: see RUNBOOK.md.
         """
-        failing_periods = (self.alarm_datapoints + 1) * ALARM_PERIOD_SECONDS
+        failing_periods = (self.alarm_periods + 1) * ALARM_PERIOD_SECONDS
         return failing_periods + ALARM_EVALUATION_DELAY_SECONDS + ROUTE53_ALARM_PICKUP_SECONDS + max(
             self.record_ttl_seconds, PROMOTER_SCHEDULE_SECONDS
         )
@@ -707,6 +734,7 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
         promoter_api_timeout_seconds=api_timeout,
         promoter_max_attempts=attempts,
         recovery_grace_minutes=_integer(source, "recoveryGraceMinutes", 10, 0, 60),
+        serialize_promoter_runs=_boolean(source, "serializePromoterRuns", True),
     )
 
 

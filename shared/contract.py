@@ -98,6 +98,7 @@ class PrimaryDbOutputs:
     RESOURCE_ID = "primaryDbResourceId"
     REGION = "primaryDbRegion"
     INSTANCE_CLASS = "primaryDbInstanceClass"
+    MAX_ALLOCATED_STORAGE_GIB = "primaryDbMaxAllocatedStorageGiB"
     KMS_KEY_ARN = "primaryKmsKeyArn"
     SNS_TOPIC_ARN = "primaryAlertsTopicArn"
     PARAMETER_GROUP_NAME = "primaryDbParameterGroupName"

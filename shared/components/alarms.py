@@ -20,9 +20,10 @@ MIB = 1024**2
 
 # RDS event categories for a DB instance source (RDS User Guide, "Amazon RDS event
 # categories and event messages").
+# "configuration change" too: FSBP RDS.20 expects it next to maintenance and failure.
 PRIMARY_EVENT_CATEGORIES = (
-    "availability", "failover", "failure", "low storage", "maintenance", "notification",
-    "recovery",
+    "availability", "configuration change", "failover", "failure", "low storage",
+    "maintenance", "notification", "recovery",
 )
 REPLICA_EVENT_CATEGORIES = (*PRIMARY_EVENT_CATEGORIES, "read replica")
 

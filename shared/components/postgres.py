@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +28,11 @@ POSTGRES_PORT = 5432
 # The RSA 2048 CA RDS uses for new instances, valid until 2061 (RDS User Guide,
 # "Certificate authorities"). Clients trust it through the global bundle.
 CA_CERTIFICATE_IDENTIFIER = "rds-ca-rsa2048-g1"
-# Everything RDS for PostgreSQL can export (CreateDBInstance EnableCloudwatchLogsExports).
-LOG_EXPORTS = ("postgresql", "upgrade")
+# The exports FSBP RDS.9 asks for, plus iam-db-auth-error: IAM database authentication is
+# on, and its failures are logged only there (RDS User Guide, "Troubleshooting for IAM DB
+# authentication"; CreateDBInstance EnableCloudwatchLogsExports lists all three for RDS for
+# PostgreSQL). Each export gets its own declared log group.
+LOG_EXPORTS = ("postgresql", "upgrade", "iam-db-auth-error")
 
 
 def log_group_name(identifier: str, log_type: str) -> str:
@@ -59,19 +63,46 @@ class TlsParameterGroup(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("rdsfailover:shared:TlsParameterGroup", name, None, opts)
         group_name = args.namer.name(args.group_base)
+        # The family decides the accepted values (log_connections changed type in 18), and
+        # the replica layer only learns it from the primary's stack: resolve it first.
+        parameters = pulumi.Output.from_input(args.family).apply(
+            lambda family: tls_parameters(args.log_min_duration_statement_ms, family)
+        )
         self.group = aws.rds.ParameterGroup(
             group_name,
             name=group_name,
             family=args.family,
             description="Forces TLS for every connection; logs connections and slow statements",
-            parameters=tls_parameters(args.log_min_duration_statement_ms),
+            parameters=parameters,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.name = self.group.name
         self.register_outputs({"name": self.group.name})
 
 
-def tls_parameters(log_min_duration_statement_ms: int) -> list[aws.rds.ParameterGroupParameterArgs]:
+def family_major_version(family: str) -> int:
+    """16 for "postgres16": the PostgreSQL major version a parameter group family is for."""
+    match = re.fullmatch(r"postgres(\d+)", family)
+    if not match:
+        raise ValueError(f"{family!r} is not an RDS for PostgreSQL parameter group family")
+    return int(match.group(1))
+
+
+def log_connections_value(family: str) -> str:
+    """The ``log_connections`` setting that logs every connection, as ``family`` accepts it.
+
+    Up to PostgreSQL 17 the parameter is a boolean (RDS accepts 0 or 1). PostgreSQL 18 made
+    it a list of connection stages (PostgreSQL 18 release notes, "log_connections"), and RDS
+    rejects the old value for the postgres18 family: "InvalidParameterValue: Invalid
+    parameter value: 1 for: log_connections allowed values are: receipt, authentication,
+    authorization, setup_durations, all". "all" is a single allowed value and a superset of
+    what "on" logged before (receipt, authentication, authorization).
+    """
+    return "all" if family_major_version(family) >= 18 else "1"
+
+
+def tls_parameters(log_min_duration_statement_ms: int, family: str
+                   ) -> list[aws.rds.ParameterGroupParameterArgs]:
     def param(name: str, value: str, apply_method: str) -> aws.rds.ParameterGroupParameterArgs:
         return aws.rds.ParameterGroupParameterArgs(name=name, value=value, apply_method=apply_method)
 
@@ -80,7 +111,7 @@ def tls_parameters(log_min_duration_statement_ms: int) -> list[aws.rds.Parameter
         # A group given at instance creation is in force from the start; see the replica
         # layer for a group attached later.
         param("rds.force_ssl", "1", "pending-reboot"),
-        param("log_connections", "1", "immediate"),
+        param("log_connections", log_connections_value(family), "immediate"),
         param("log_disconnections", "1", "immediate"),
         param("log_lock_waits", "1", "immediate"),
         param("log_min_duration_statement", str(log_min_duration_statement_ms), "immediate"),
@@ -132,7 +163,7 @@ class InstanceBaseline:
     parameter_group_name: pulumi.Input[str]
     monitoring_role_arn: pulumi.Input[str]
     monitoring_interval_seconds: int
-    max_allocated_storage_gib: int
+    max_allocated_storage_gib: pulumi.Input[int]
     multi_az: bool
     maintenance_window: str
     tuning: DatabaseTuning

@@ -88,6 +88,7 @@ failover_dashboard(
         replica_identifier=upstream.replica_identifier,
         decisions_namespace=decisions_namespace(settings),
         decisions_metric=DECISIONS_METRIC,
+        secondary_alarm_arns=[promotion.stuck_alarm.arn, promotion.errors_alarm.arn],
     ),
     opts=providers.opts("secondary"),
 )

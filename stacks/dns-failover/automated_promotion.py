@@ -205,13 +205,20 @@ class Promoter(pulumi.ComponentResource):
                 policy_statements=_promoter_statements(
                     args, self.events_topic.arn, zone_arn, health_check_arn, self.arming.arn
                 ),
-                reserved_concurrency=PROMOTER_RESERVED_CONCURRENCY,
+                reserved_concurrency=(
+                    PROMOTER_RESERVED_CONCURRENCY if settings.serialize_promoter_runs else None
+                ),
             ),
             opts=child,
         )
 
         # The alarm topic lives in the primary region; the subscription belongs to the
-        # topic's region, the permission to the function's.
+        # topic's region, the permission to the function's (SNS Developer Guide, "Sending
+        # Amazon SNS messages to an Amazon SQS queue or AWS Lambda function in a different
+        # Region"). That guide's limits hold for the region pair: a topic in an opt-in
+        # region needs the principal sns.<region>.amazonaws.com, and delivery from a
+        # default region to a function in an opt-in region is not supported at all; the
+        # one-minute schedule then remains the promoter's only trigger.
         permission = self.promoter.allow_invoke(
             "alarm", "sns.amazonaws.com", args.canary_alarm_topic_arn,
         )
@@ -347,9 +354,9 @@ def _promoter_statements(args: PromoterArgs, topic_arn: pulumi.Output[str],
             ["ssm:GetParameter", "ssm:PutParameter"], [arn], sid="ReadAndArmTheArmingParameter",
         )),
         # Reading metric data (replica lag) supports no resource-level permissions
-        # (Service Authorization Reference, Amazon CloudWatch), so it takes "*".
-        iam.statement(["cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics"], ["*"],
-                      sid="ReadReplicaLag"),
+        # (Service Authorization Reference, Amazon CloudWatch), so it takes "*". The
+        # promoter calls GetMetricStatistics only; nothing else is granted on "*".
+        iam.statement(["cloudwatch:GetMetricStatistics"], ["*"], sid="ReadReplicaLag"),
         topic_arn.apply(lambda arn: iam.statement(["sns:Publish"], [arn],
                                                   sid="PublishDecisions")),
         # The events topic is encrypted: publishing needs a data key from its key.

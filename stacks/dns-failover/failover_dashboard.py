@@ -1,13 +1,16 @@
-"""One CloudWatch dashboard for the failover path: probe, health check, lag, decisions.
+"""One CloudWatch dashboard for the failover path: alarms, probe, health check, lag, decisions.
 
-Every widget names the region its metric lives in, so the dashboard reads the same from
-either region's console. It is created in the secondary region, the one an operator
-watches while the primary region is failing.
+Every metric widget names the region its metric lives in, so the dashboard reads the same
+from either region's console. It is created in the secondary region, the one an operator
+watches while the primary region is failing; its first row is the state of the alarms
+that live there (the stuck-failover alarm and the promoter's error alarm), the ones that
+still speak when the primary region is gone.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,22 +36,27 @@ class FailoverDashboardArgs:
     replica_identifier: pulumi.Input[str]
     decisions_namespace: str
     decisions_metric: str
+    # Alarms of the secondary region (the dashboard's own), shown by state at the top.
+    secondary_alarm_arns: Sequence[pulumi.Input[str]] = ()
 
 
 def failover_dashboard(args: FailoverDashboardArgs, opts: pulumi.ResourceOptions
                        ) -> aws.cloudwatch.Dashboard:
     body = pulumi.Output.all(
         args.canary_function_name, args.promoter_function_name, args.health_check_id,
-        args.replica_identifier,
+        args.replica_identifier, pulumi.Output.all(*args.secondary_alarm_arns),
     ).apply(lambda v: json.dumps(dashboard_body(args, *v)))
     return aws.cloudwatch.Dashboard(args.name, dashboard_name=args.name, dashboard_body=body,
                                     opts=opts)
 
 
 def dashboard_body(args: FailoverDashboardArgs, canary: str, promoter: str, health_check_id: str,
-                   replica: str) -> dict[str, Any]:
+                   replica: str, alarm_arns: Sequence[str] = ()) -> dict[str, Any]:
+    # The namespace carries the suffix, which may hold hyphens: a metric schema name with
+    # non-alphanumeric characters must be double-quoted (CloudWatch User Guide, "CloudWatch
+    # search expression syntax").
     search = (
-        f"SEARCH('{{{args.decisions_namespace},Action}} MetricName=\"{args.decisions_metric}\"', "
+        f"SEARCH('{{\"{args.decisions_namespace}\",Action}} MetricName=\"{args.decisions_metric}\"', "
         f"'Sum', {PERIOD})"
     )
     widgets = [
@@ -71,8 +79,18 @@ def dashboard_body(args: FailoverDashboardArgs, canary: str, promoter: str, heal
             [{"expression": search, "id": "decisions", "label": ""}],
         ]),
     ]
-    for index, widget in enumerate(widgets):
-        widget.update(x=(index % 2) * 12, y=(index // 2) * 6, width=12, height=6)
+    top = 0
+    if alarm_arns:
+        # Alarm status widget (CloudWatch API Reference, "Dashboard body structure and
+        # syntax": type "alarm", properties.alarms = 1 to 100 alarm ARNs).
+        widgets.insert(0, {
+            "type": "alarm", "x": 0, "y": 0, "width": 24, "height": 3,
+            "properties": {"title": f"Failover alarms ({args.secondary_region})",
+                           "alarms": list(alarm_arns), "sortBy": "stateUpdatedTimestamp"},
+        })
+        top = 3
+    for index, widget in enumerate(w for w in widgets if w["type"] == "metric"):
+        widget.update(x=(index % 2) * 12, y=top + (index // 2) * 6, width=12, height=6)
     return {"widgets": widgets}
 
 

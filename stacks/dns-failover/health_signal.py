@@ -15,10 +15,20 @@ metrics are binary per run (Lambda Developer Guide, "Types of metrics for Lambda
 functions"): a clean run reports Errors = 0 and a raise or a timeout reports 1, so a
 missing datapoint means the canary did not run at all (its region, its schedule or Lambda
 itself is down), and missing data is treated as breaching.
+
+What Route 53 evaluates. A CLOUDWATCH_METRIC check follows the alarm's data stream, not its
+state (Route 53 Developer Guide, "How Route 53 determines the status of health checks that
+monitor CloudWatch alarms"; SetAlarmState does not move it), and the alarm settings it
+keeps (CloudWatchAlarmConfiguration) carry no DatapointsToAlarm and no TreatMissingData.
+With no data at all the check takes insufficient_data_health_status (Unhealthy here), which
+matches "missing is breaching". How Route 53 applies an M-of-N alarm (M < N) to the stream
+is not documented; the promoter therefore also reads the alarm itself and waits while the
+two disagree.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -141,6 +151,13 @@ class HealthSignal(pulumi.ComponentResource):
             # A whole-region outage leaves the alarm without data; the default
             # (LastKnownStatus) would keep reporting "healthy" (FIELD-NOTES 3).
             insufficient_data_health_status="Unhealthy",
+            # Route 53 copies the alarm's settings when the check is created and does not
+            # follow later changes to the alarm; an UpdateHealthCheck naming the same alarm
+            # makes it read them again (Route 53 Developer Guide, "Updating health checks
+            # when you change CloudWatch alarm settings"). `triggers` makes pulumi-aws send
+            # that update whenever the alarm's evaluation settings change (for example
+            # alarmEvaluationPeriods), after the alarm itself has been updated.
+            triggers={"alarmConfiguration": alarm_configuration(self.alarm)},
             tags={"Name": health_name},
             opts=child,
         )
@@ -150,3 +167,20 @@ class HealthSignal(pulumi.ComponentResource):
             "healthCheckId": self.health_check.id,
             "canaryFunctionName": self.canary.function.name,
         })
+
+
+def alarm_configuration(alarm: aws.cloudwatch.MetricAlarm) -> pulumi.Output[str]:
+    """The alarm's evaluation settings as one stable string (the health check's trigger).
+
+    Route 53 keeps the metric, statistic, period, evaluation periods, threshold, comparison
+    and dimensions of the alarm (API Reference, CloudWatchAlarmConfiguration); datapoints to
+    alarm and missing-data treatment are included too, so any change to how the alarm
+    evaluates re-synchronizes the check. Read from the alarm's outputs, so the health
+    check is updated only after the alarm.
+    """
+    return pulumi.Output.all(
+        namespace=alarm.namespace, metric_name=alarm.metric_name, dimensions=alarm.dimensions,
+        statistic=alarm.statistic, period=alarm.period, evaluation_periods=alarm.evaluation_periods,
+        datapoints_to_alarm=alarm.datapoints_to_alarm, threshold=alarm.threshold,
+        comparison_operator=alarm.comparison_operator, treat_missing_data=alarm.treat_missing_data,
+    ).apply(lambda settings: json.dumps(settings, sort_keys=True, default=str))

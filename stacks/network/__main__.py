@@ -8,7 +8,7 @@ private hosted zone is associated with both VPCs.
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
-from regional_network import RegionalNetwork, RegionalNetworkArgs
+from regional_network import RegionalNetwork, RegionalNetworkArgs, flow_log_group_name
 
 from shared import iam
 from shared.config import load_network_settings
@@ -38,6 +38,42 @@ flow_logs_role = aws.iam.Role(
     opts=providers.opts("primary"),
 )
 
+# The permissions the VPC User Guide lists as the minimum ("IAM role for publishing flow
+# logs to CloudWatch Logs"), scoped down, except logs:CreateLogGroup: the groups are declared
+# with a retention, and the service must not recreate one after a destroy. The group names
+# are fixed, so the policy exists before any flow log starts delivering.
+partition = aws.get_partition_output(opts=providers.invoke_opts("primary")).partition
+
+
+def log_group_arn(region: str, name: str) -> pulumi.Output[str]:
+    return pulumi.Output.all(partition, account).apply(
+        lambda v: f"arn:{v[0]}:logs:{region}:{v[1]}:log-group:{name}"
+    )
+
+
+flow_log_groups = {role: log_group_arn(providers.region(role), flow_log_group_name(namer, role))
+                   for role in ("primary", "secondary")}
+flow_logs_permissions = aws.iam.RolePolicy(
+    namer.logical("flow-logs-delivery"),
+    role=flow_logs_role.id,
+    policy=iam.policy_document([
+        iam.statement(
+            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [arn for group in flow_log_groups.values()
+             for arn in (group, group.apply(lambda a: f"{a}:*"))],
+            sid="WriteOwnFlowLogGroups",
+        ),
+        # DescribeLogGroups lists the groups of an account and region; it cannot be scoped
+        # to one group, only to the log-group ARNs of each region the flow logs write in.
+        iam.statement(
+            ["logs:DescribeLogGroups"],
+            [log_group_arn(providers.region(role), "*") for role in flow_log_groups],
+            sid="FindOwnFlowLogGroups",
+        ),
+    ]),
+    opts=providers.opts("primary"),
+)
+
 networks = {}
 for role, cidr in (("primary", settings.primary_cidr), ("secondary", settings.secondary_cidr)):
     networks[role] = RegionalNetwork(
@@ -50,23 +86,10 @@ for role, cidr in (("primary", settings.primary_cidr), ("secondary", settings.se
             flow_log_retention_days=settings.flow_log_retention_days,
             flow_logs_role_arn=flow_logs_role.arn,
             namer=namer,
+            flow_logs_permissions=flow_logs_permissions,
         ),
         opts=pulumi.ResourceOptions(providers=[providers.for_role(role)]),
     )
-
-aws.iam.RolePolicy(
-    namer.logical("flow-logs-delivery"),
-    role=flow_logs_role.id,
-    policy=iam.policy_document([
-        iam.statement(
-            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            [arn for net in networks.values()
-             for arn in (net.flow_log_group.arn, net.flow_log_group.arn.apply(lambda a: f"{a}:*"))],
-            sid="WriteOwnFlowLogGroups",
-        ),
-    ]),
-    opts=providers.opts("primary"),
-)
 
 pulumi.export(NetworkOutputs.DEPLOYMENT_ID, deployment_id.hex)
 for role, net in networks.items():

@@ -13,6 +13,11 @@ from shared.naming import Namer
 POSTGRES_PORT = 5432
 
 
+def flow_log_group_name(namer: Namer, role: str) -> str:
+    """The flow-log group of one region; known before it exists, so IAM can name it first."""
+    return f"/vpc/flow-logs/{namer.name(f'vpc-{role}')}"
+
+
 @dataclass
 class RegionalNetworkArgs:
     role: str  # "primary" or "secondary"
@@ -22,6 +27,8 @@ class RegionalNetworkArgs:
     flow_log_retention_days: int
     flow_logs_role_arn: pulumi.Input[str]
     namer: Namer
+    # The role's permissions: a flow log created before them fails its first deliveries.
+    flow_logs_permissions: pulumi.Resource | None = None
 
 
 class RegionalNetwork(pulumi.ComponentResource):
@@ -115,7 +122,7 @@ class RegionalNetwork(pulumi.ComponentResource):
 
         self.flow_log_group = aws.cloudwatch.LogGroup(
             namer.logical("flow-logs", role),
-            name=f"/vpc/flow-logs/{namer.name(f'vpc-{role}')}",
+            name=flow_log_group_name(namer, role),
             retention_in_days=args.flow_log_retention_days,
             opts=child,
         )
@@ -127,7 +134,10 @@ class RegionalNetwork(pulumi.ComponentResource):
             log_destination=self.flow_log_group.arn,
             iam_role_arn=args.flow_logs_role_arn,
             max_aggregation_interval=60,
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.flow_logs_permissions] if args.flow_logs_permissions else [],
+            ),
         )
 
         self.register_outputs({

@@ -23,7 +23,7 @@ from shared.components import (
     network_inputs,
     replica_lag_alarm,
 )
-from shared.config import load_secondary_db_settings
+from shared.config import load_secondary_db_settings, replica_storage_ceiling
 from shared.contract import LayerReference, NetworkOutputs, PrimaryDbOutputs, SecondaryDbOutputs
 from shared.providers import regional_providers
 
@@ -76,7 +76,10 @@ database = ReplicaDatabase(
             parameter_group_name=foundation.parameter_group.name,
             monitoring_role_arn=foundation.monitoring_role.arn,
             monitoring_interval_seconds=settings.monitoring_interval_seconds,
-            max_allocated_storage_gib=settings.max_allocated_storage_gib,
+            max_allocated_storage_gib=primary.require(
+                PrimaryDbOutputs.MAX_ALLOCATED_STORAGE_GIB
+            ).apply(lambda ceiling: replica_storage_ceiling(
+                settings.max_allocated_storage_gib, int(ceiling))),
             # Off by default for cost: the replica is already the cross-region copy.
             multi_az=settings.multi_az,
             maintenance_window=settings.maintenance_window,

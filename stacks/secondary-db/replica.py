@@ -8,7 +8,9 @@ drops ``replicate_source_db``: the provider then promotes the SAME instance
 from an existing RDS Replicate database managed by the provider will promote
 the database to a fully standalone database") and turns automated backups on.
 After a promotion done outside Pulumi (by the promoter or an operator), the
-switch makes the program agree with AWS instead of fighting it.
+switch makes the program agree with AWS instead of fighting it; the project
+refreshes before every update (``options.refresh`` in Pulumi.yaml), so the
+provider sees the instance already standing alone and does not promote it again.
 """
 
 from __future__ import annotations
@@ -56,10 +58,10 @@ class ReplicaDatabase(pulumi.ComponentResource):
         # the request or the provider diff forever. The KMS key in the baseline is this
         # region's key: an encrypted source needs one to replicate across regions. Its
         # parameter group is this region's own TLS group (not inherited across regions).
-        # RDS refuses a group when it creates a PostgreSQL replica, so the provider attaches
-        # it with a modify call right after; RDS applies a newly attached group at the next
-        # reboot, and until then the engine default group is in force (it sets
-        # rds.force_ssl=1 itself from PostgreSQL 15 on).
+        # RDS refuses a group when it creates a cross-region PostgreSQL replica, so the
+        # provider attaches it with a modify call right after and reboots the replica before
+        # the create completes. Until that reboot the engine default group is in force (it
+        # sets rds.force_ssl=1 itself from PostgreSQL 15 on).
         self.instance = aws.rds.Instance(
             args.baseline.identifier,
             **hardened_instance_args(args.baseline),

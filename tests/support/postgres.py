@@ -3,9 +3,10 @@
 ``PostgresServer`` runs a throwaway PostgreSQL cluster from the machine's server
 binaries (Debian package ``postgresql-15``, or any ``postgresql-NN``): found through
 ``pg_config --bindir`` or ``/usr/lib/postgresql/*/bin``. PostgreSQL refuses to run
-as root, and tests run as root here and in CI, so the cluster lives in a temporary
-directory owned by the ``postgres`` user and every server command runs through
-``runuser -u postgres``. It listens on a free loopback port only, with a fresh
+as root, so when the tests run as root (as on this project's CI machines) the cluster
+lives in a temporary directory owned by the ``postgres`` user and every server command
+runs through ``runuser -u postgres``; as any other user (GitHub's runners) it runs
+directly. It listens on a free loopback port only, with a fresh
 self-signed certificate, and can be restarted with TLS off, stopped, or given other
 pg_hba.conf rules.
 

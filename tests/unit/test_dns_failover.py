@@ -227,6 +227,27 @@ def test_health_check_follows_the_canary_alarm_and_fails_closed(run):
     assert alarm.region == PRIMARY
 
 
+def test_health_check_resynchronizes_when_the_alarm_settings_change(run):
+    # Route 53 copies the alarm's settings at creation and ignores later alarm changes
+    # until an UpdateHealthCheck (Route 53 Developer Guide, "Updating health checks when you
+    # change CloudWatch alarm settings"); pulumi-aws sends one when `triggers` changes.
+    check = run.one(HEALTH_CHECK).inputs
+    alarm = run.one(ALARM, "db-canary-errors").outputs
+    synced = json.loads(check["triggers"]["alarmConfiguration"])
+    assert (synced["evaluation_periods"], synced["datapoints_to_alarm"]) == (
+        alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (4, 3)
+    assert (synced["namespace"], synced["metric_name"], synced["statistic"], synced["period"]) == (
+        "AWS/Lambda", "Errors", "Sum", 60)
+    assert synced["dimensions"] == alarm["dimensions"]
+    assert synced["treat_missing_data"] == "breaching"
+    # Another M of N is another trigger value: the check is updated with the alarm.
+    other = _run({**CONFIG, "alarmEvaluationPeriods": 5, "alarmDatapointsToAlarm": 2})
+    resynced = json.loads(other.one(HEALTH_CHECK).inputs["triggers"]["alarmConfiguration"])
+    assert (resynced["evaluation_periods"], resynced["datapoints_to_alarm"]) == (5, 2)
+    # ...and only that: the same alarm settings keep the same value (no update every run).
+    assert json.loads(_run().one(HEALTH_CHECK).inputs["triggers"]["alarmConfiguration"]) == synced
+
+
 def test_canary_alarm_is_a_single_standard_resolution_metric_route53_accepts(run):
     alarm = run.one(ALARM, "db-canary-errors").inputs
     canary = _function(run, "db-canary")
@@ -354,6 +375,11 @@ def test_promoter_runs_one_invocation_at_a_time(run):
     # The alarm notification and the schedule must not decide (and promote) concurrently.
     assert _function(run, "db-promoter").inputs["reservedConcurrentExecutions"] == 1
     assert "reservedConcurrentExecutions" not in _function(run, "db-canary").inputs
+
+
+def test_serialization_can_be_turned_off_for_accounts_that_cannot_reserve():
+    unreserved = _run({**CONFIG, "serializePromoterRuns": False})
+    assert "reservedConcurrentExecutions" not in _function(unreserved, "db-promoter").inputs
 
 
 def test_recovery_grace_is_configurable():
@@ -528,6 +554,23 @@ def test_promoter_may_promote_only_the_replica_and_change_only_the_writer(run):
     assert names == [f"writer.{ZONE}"]
 
 
+def test_promoter_is_granted_exactly_the_api_calls_it_makes(run):
+    # Least privilege both ways: every AWS API the handler calls is granted (or it fails in
+    # AWS, not here), and nothing it never calls is (say, GetMetricData on "*").
+    source = (REPO / "stacks" / "dns-failover" / "lambdas" / "promoter" / "promoter.py").read_text()
+    calls = {
+        f"{service}:{method.replace('_', '')}".lower()
+        for service, method in re.findall(
+            r"\b(route53|cloudwatch|ssm|rds|sns)(?:_[a-z]+)?\.([a-z_]+)\(", source)
+    }
+    assert "cloudwatch:getmetricstatistics" in calls and "rds:promotereadreplica" in calls
+    granted = {a.lower() for st in _statements(run, "db-promoter") for a in st["Action"]
+               if not a.startswith(("logs:", "kms:"))}
+    assert granted == calls
+    wildcard = [st for st in _statements(run, "db-promoter") if "*" in st["Resource"]]
+    assert [st["Action"] for st in wildcard] == [["cloudwatch:GetMetricStatistics"]]
+
+
 def test_promoter_publishes_only_to_its_topic_with_its_key(run):
     topic = run.one(TOPIC, "db-failover-events")
     publish = [st for st in _statements(run, "db-promoter") if "sns:Publish" in st["Action"]]
@@ -554,7 +597,7 @@ def test_dashboard_reads_each_metric_in_its_own_region(run):
     widgets = json.loads(dashboard.inputs["dashboardBody"])["widgets"]
     regions = {}
     for widget in widgets:
-        for metric in widget["properties"]["metrics"]:
+        for metric in widget["properties"].get("metrics", []):
             if isinstance(metric[0], str):
                 regions[(metric[0], metric[1])] = widget["properties"]["region"]
     # Route 53 publishes health-check metrics in us-east-1 only, whatever our regions are.
@@ -564,6 +607,42 @@ def test_dashboard_reads_each_metric_in_its_own_region(run):
     body = dashboard.inputs["dashboardBody"]
     assert run.one(HEALTH_CHECK).id in body and REPLICA_ID in body
     assert any("PromoterDecisions" in json.dumps(w) for w in widgets)
+
+
+def test_dashboard_shows_the_stuck_failover_and_promoter_alarms_first(run):
+    dashboard = run.one(DASHBOARD)
+    assert dashboard.region == SECONDARY
+    widgets = json.loads(dashboard.inputs["dashboardBody"])["widgets"]
+    alarms = [w for w in widgets if w["type"] == "alarm"]
+    assert len(alarms) == 1
+    # Alarm status widget: properties.alarms holds 1 to 100 alarm ARNs (CloudWatch API
+    # Reference, dashboard body structure); both alarms live in the dashboard's region.
+    assert alarms[0]["properties"]["alarms"] == [
+        run.one(ALARM, "db-failover-stuck").outputs["arn"],
+        run.one(ALARM, "db-promoter-errors").outputs["arn"],
+    ]
+    assert all(f":{SECONDARY}:" in arn for arn in alarms[0]["properties"]["alarms"])
+    assert (alarms[0]["x"], alarms[0]["y"]) == (0, 0)
+    # No widget overlaps another on the 24-column grid.
+    cells = set()
+    for widget in widgets:
+        assert widget["x"] + widget["width"] <= 24
+        area = {(x, y) for x in range(widget["x"], widget["x"] + widget["width"])
+                for y in range(widget["y"], widget["y"] + widget["height"])}
+        assert not cells & area, widget
+        cells |= area
+
+
+def test_dashboard_search_quotes_the_suffixed_namespace():
+    # A metric schema name with non-alphanumeric characters (the suffix may hold hyphens)
+    # must be double-quoted (CloudWatch User Guide, "CloudWatch search expression syntax").
+    config = {**CONFIG, "environmentSuffix": "blue-7"}
+    run = run_layer("dns-failover", config, stack="ci", upstream=upstream_outputs(config))
+    body = json.loads(run.one(DASHBOARD).inputs["dashboardBody"])
+    expressions = [m[0]["expression"] for w in body["widgets"]
+                   for m in w["properties"].get("metrics", []) if isinstance(m[0], dict)]
+    assert expressions == [
+        'SEARCH(\'{"RdsFailover/blue-7",Action} MetricName="PromoterDecisions"\', \'Sum\', 60)']
 
 
 def test_every_aws_resource_has_an_explicit_provider_and_the_suffix(run):
@@ -589,9 +668,10 @@ def test_exports_are_exactly_the_contract(run):
     assert run.exports[FailoverOutputs.ARMING_PARAMETER_NAME] == f"db-failover-armed-{SUFFIX}"
     assert run.exports[FailoverOutputs.ARMING_PARAMETER_NAME] == run.one(
         PARAMETER, "db-failover-armed").inputs["name"]
-    # M=3 failing minutes after a still-healthy one (240 s), alarm evaluation (60 s),
-    # Route 53 pick-up (30 s), then max(TTL 45 s, promoter schedule 60 s).
-    assert run.exports[FailoverOutputs.DETECTION_BUDGET_SECONDS] == 390
+    # N=4 failing minutes after a still-healthy one (300 s): Route 53's copy of the alarm
+    # has no DatapointsToAlarm, so M=3 is not the bound; alarm evaluation (60 s), Route 53
+    # pick-up (30 s), then max(TTL 45 s, promoter schedule 60 s).
+    assert run.exports[FailoverOutputs.DETECTION_BUDGET_SECONDS] == 450
 
 
 # ------------------------------------------------------------------ validation

@@ -1,17 +1,66 @@
-"""The README documents every config key and every output of the layer contract."""
+"""README.md and RUNBOOK.md say what the code does: config keys and defaults, the layer
+contract, make targets, the master-secret example and the failover timings."""
 
 from __future__ import annotations
 
+import importlib
 import re
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
+from shared.config import DEFAULT_PRIMARY_REGION, DictSource, load_failover_settings
 from shared.contract import EXPORTS, LAYERS
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
+RUNBOOK = (REPO / "RUNBOOK.md").read_text()
+COMMON_TABLE = "**Every layer**"
+
+
+@contextmanager
+def layer_modules(layer: str):
+    """Import a layer's own modules by plain name, as its program does, then forget them."""
+    before = set(sys.modules)
+    sys.path.insert(0, str(REPO / "stacks" / layer))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.pop(0)
+        for name in set(sys.modules) - before:
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if module_file.startswith(str(REPO / "stacks")):
+                del sys.modules[name]
+
+
+def declared_config(layer: str) -> dict:
+    return yaml.safe_load((REPO / "stacks" / layer / "Pulumi.yaml").read_text())["config"]
+
+
+def readme_table(heading: str) -> dict[str, tuple[str, str]]:
+    """{key: (type, default cell)} of the README table that follows ``heading``."""
+    start = README.index(heading)
+    rows: dict[str, tuple[str, str]] = {}
+    for line in README[start:].splitlines()[1:]:
+        if rows and not line.startswith("|"):
+            break
+        match = re.match(r"\| `([^`]+)` \| (\w+) \| ([^|]+) \|", line)
+        if match:
+            rows[match[1]] = (match[2], match[3].strip())
+    return rows
+
+
+def default_cell(default: object) -> str:
+    """How the README writes a Pulumi.yaml default."""
+    if default == "":
+        return "*(derived, see description)*"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    return f"`{default}`"
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -34,7 +83,26 @@ def test_every_contract_output_is_documented(layer):
     assert missing == [], f"README lacks {layer} outputs {missing}"
 
 
-def test_every_make_target_the_readme_shows_exists():
+@pytest.mark.parametrize("layer", LAYERS)
+def test_the_layer_config_tables_give_the_declared_type_and_default(layer):
+    table = readme_table(f"**{layer}** (`stacks/{layer}`")
+    common = set(readme_table(COMMON_TABLE))
+    expected = {key: (decl["type"], default_cell(decl["default"]))
+                for key, decl in declared_config(layer).items() if key not in common}
+    assert table == expected
+
+
+def test_the_common_config_table_matches_every_layer():
+    table = readme_table(COMMON_TABLE)
+    assert table.pop("aws:region") == ("string", f"`{DEFAULT_PRIMARY_REGION}`")
+    for layer in LAYERS:
+        declared = declared_config(layer)
+        for key, (kind, default) in table.items():
+            assert key in declared, f"{layer} does not declare common key {key}"
+            assert (declared[key]["type"], default_cell(declared[key]["default"])) == (kind, default)
+
+
+def test_every_make_target_the_docs_show_exists():
     makefile = (REPO / "Makefile").read_text()
     targets = set(re.findall(r"^([A-Za-z][\w-]*):", makefile, flags=re.MULTILINE))
     targets |= {f"{prefix}-{layer}" for prefix in ("up", "destroy", "preview") for layer in LAYERS}
@@ -42,3 +110,54 @@ def test_every_make_target_the_readme_shows_exists():
     shown = set(re.findall(r"`make ([a-z][\w-]*\w)(?=[\s`])", README))
     assert {"install", "test", "deploy", "destroy", "outputs", "plan", "rehearse"} <= shown
     assert shown - targets == set()
+    in_runbook = set(re.findall(r"`make ([a-z][\w-]*\w)(?=[\s`])", RUNBOOK))
+    assert in_runbook and in_runbook - targets == set()
+
+
+def test_make_commands_that_need_a_suffix_show_one():
+    # Commands, not mentions in prose: a line of a code block, or inline code with arguments.
+    target = r"make (?:deploy|destroy|outputs|plan|rehearse|preview|(?:up|preview|destroy)-[a-z-]+)\b"
+    commands = re.findall(rf"^\s*({target}.*)$", "\n".join(
+        block for doc in (README, RUNBOOK) for block in re.findall(r"```bash\n(.*?)```", doc, re.S)
+    ), flags=re.MULTILINE)
+    commands += re.findall(rf"`({target}\s[^`]+)`", README)
+    commands += re.findall(rf"`({target}[^`]*)`", RUNBOOK)  # the runbook names no target in prose
+    assert len(commands) > 10
+    for command in commands:
+        assert "ENV_SUFFIX=" in command, f"`{command}` lacks ENV_SUFFIX"
+
+
+def test_the_master_secret_example_yields_a_secret_the_primary_layer_accepts():
+    command = re.search(r'--secret-string ("(?:[^"\\]|\\.)*")\n', README)
+    assert command, "README lacks the create-secret example"
+    with layer_modules("primary-db") as load:
+        parse_secret = load("credentials").parse_secret
+        for _ in range(20):  # the password is random: try several
+            value = subprocess.run(["bash", "-c", f"printf %s {command[1]}"], capture_output=True,
+                                   text=True, check=True).stdout
+            username, password = parse_secret("rds-master-pr123", value)
+            assert username and 8 <= len(password) <= 128
+
+
+def test_the_runbook_timings_are_the_code_defaults():
+    settings = load_failover_settings(DictSource({"environmentSuffix": "docs"}))
+    assert f"it is **{settings.detection_budget_seconds} s**" in RUNBOOK
+    assert f"`detectionBudgetSeconds` ({settings.detection_budget_seconds} s)" in RUNBOOK
+    assert f"(M = {settings.alarm_datapoints})" in RUNBOOK
+    assert f"(N = {settings.alarm_periods})" in RUNBOOK
+    assert f"`recordTtlSeconds` ({settings.record_ttl_seconds} s)" in RUNBOOK
+    assert f"`recoveryGraceMinutes` ({settings.recovery_grace_minutes})" in RUNBOOK
+    with layer_modules("dns-failover") as load:
+        datapoints, periods = load("automated_promotion").stuck_alarm_window(settings)
+    assert f"in {datapoints} of the last {periods} minutes" in RUNBOOK
+
+
+def test_the_policy_readme_lists_every_rule_and_the_required_tags():
+    from policy.rules import REQUIRED_TAG_KEYS, RULES, STACK_RULES
+
+    doc = (REPO / "policy" / "README.md").read_text()
+    rules_section = doc.split("## Rules", 1)[1].split("## Waivers", 1)[0]
+    listed = dict(re.findall(r"^\| `([a-z0-9-]+)`( \(stack\))? \|", rules_section, flags=re.MULTILINE))
+    assert {rule.id: "" for rule in RULES} | {rule.id: " (stack)" for rule in STACK_RULES} == listed
+    tags_row = next(line for line in rules_section.splitlines() if line.startswith("| `tags-required`"))
+    assert all(f"`{key}`" in tags_row for key in REQUIRED_TAG_KEYS)

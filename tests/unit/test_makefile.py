@@ -19,13 +19,19 @@ from shared.contract import LAYERS
 REPO = Path(__file__).resolve().parents[2]
 
 FAKE_PULUMI = """#!/usr/bin/env bash
-# Records "<layer> <args>"; keeps a marker per created stack; fails `up` in one layer.
+# Records "<layer> <args>" and the backend settings it was given; keeps a marker per
+# created stack and answers a missing one as the real CLI does; fails `up` in one layer;
+# with FAKE_PULUMI_BACKEND_DOWN every command fails the way an unreachable backend does.
 layer="$(basename "$PWD")"
 echo "$layer $*" >> "$FAKE_PULUMI_LOG"
+echo "${PULUMI_BACKEND_URL-unset} ${PULUMI_CONFIG_PASSPHRASE-unset}" >> "$FAKE_PULUMI_LOG.env"
+if [ -n "${FAKE_PULUMI_BACKEND_DOWN:-}" ]; then
+  echo "error: could not reach the backend: connection refused" >&2; exit 255
+fi
 case "$1 $2" in
   "stack select")
     if [ "$3" = "--create" ]; then touch "$FAKE_STATE/$layer"; exit 0; fi
-    [ -e "$FAKE_STATE/$layer" ] || exit 255 ;;
+    [ -e "$FAKE_STATE/$layer" ] || { echo "error: no stack named '$3' found" >&2; exit 255; } ;;
   "stack rm") rm -f "$FAKE_STATE/$layer" ;;
 esac
 if [ "$1" = up ] && [ "$layer" = "${FAKE_PULUMI_FAIL_LAYER:-}" ]; then exit 1; fi
@@ -98,7 +104,7 @@ def test_deploy_stops_at_the_first_failing_layer(env):
     assert calls(env, "up") == ["network", "primary-db"]
 
 
-def test_destroy_runs_in_reverse_and_skips_layers_that_were_never_deployed(env):
+def test_destroy_runs_in_reverse_skips_layers_never_deployed_and_can_run_twice(env):
     for layer in ("network", "primary-db"):
         (Path(env["FAKE_STATE"]) / layer).touch()
     result = make(env, "destroy", "ENV_SUFFIX=mk3")
@@ -106,6 +112,11 @@ def test_destroy_runs_in_reverse_and_skips_layers_that_were_never_deployed(env):
     assert calls(env, "destroy") == ["primary-db", "network"]
     assert "dns-failover: no stack mk3, nothing to destroy" in result.stdout
     assert not any((Path(env["FAKE_STATE"]) / layer).exists() for layer in LAYERS)
+
+    again = make(env, "destroy", "ENV_SUFFIX=mk3")
+    assert again.returncode == 0, again.stderr
+    assert calls(env, "destroy") == ["primary-db", "network"]  # the first teardown's only
+    assert all(f"{layer}: no stack mk3, nothing to destroy" in again.stdout for layer in LAYERS)
 
 
 @pytest.mark.parametrize(
@@ -140,3 +151,41 @@ def test_missing_aws_credentials_stop_the_deploy_before_pulumi_up(env):
     assert result.returncode != 0
     assert "no usable AWS credentials" in result.stderr
     assert calls(no_aws, "up") == []
+
+
+def test_destroy_with_an_unreachable_backend_fails_instead_of_skipping(env):
+    (Path(env["FAKE_STATE"]) / "network").touch()
+    result = make({**env, "FAKE_PULUMI_BACKEND_DOWN": "1"}, "destroy", "ENV_SUFFIX=mk8")
+    assert result.returncode != 0
+    assert "could not reach the backend" in result.stderr
+    assert "nothing to destroy" not in result.stdout
+    assert calls(env, "destroy") == []
+
+
+def test_outputs_before_deploy_names_the_missing_stack_and_what_to_run(env):
+    result = make(env, "outputs", "ENV_SUFFIX=mk9")
+    assert result.returncode != 0
+    assert "layer network has no stack mk9" in result.stderr
+    assert "make deploy ENV_SUFFIX=mk9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert calls(env, "stack") == ["network"]  # stops at the first missing layer
+
+
+def test_the_passphrase_default_applies_to_the_local_backend_only(env):
+    local = {k: v for k, v in env.items() if not k.startswith("PULUMI_")}
+    make(local, "outputs", "ENV_SUFFIX=mk10")
+    make({**local, "PULUMI_BACKEND_URL": "s3://team-state"}, "outputs", "ENV_SUFFIX=mk10")
+    make({**local, "PULUMI_BACKEND_URL": ""}, "outputs", "ENV_SUFFIX=mk10")
+    seen = Path(env["FAKE_PULUMI_LOG"] + ".env").read_text().splitlines()
+    backend = f"file://{REPO}/.pulumi-state"
+    assert seen == [f"{backend} local-backend-only-not-a-secret", "s3://team-state unset",
+                    f"{backend} local-backend-only-not-a-secret"]
+
+
+def test_policy_and_refresh_switches_reach_pulumi_up(env):
+    result = make(env, "up-network", "ENV_SUFFIX=mk11", "POLICY=1", "REFRESH=1")
+    assert result.returncode == 0, result.stderr
+    assert "network up --yes --stack mk11 --refresh --policy-pack ../../policy" in \
+        Path(env["FAKE_PULUMI_LOG"]).read_text()
+    make(env, "up-network", "ENV_SUFFIX=mk11")
+    assert Path(env["FAKE_PULUMI_LOG"]).read_text().splitlines()[-1] == "network up --yes --stack mk11"

@@ -113,9 +113,25 @@ def test_flow_logs_go_to_a_retained_group_in_each_region_with_a_scoped_role(run)
     assert all(f.inputs["trafficType"] == "ALL" for f in flows)
 
     policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    statements = {st["Sid"]: st for st in policy["Statement"]}
     resources = {r for st in policy["Statement"] for r in st["Resource"]}
     assert "*" not in resources
-    assert resources == log_arns | {f"{a}:*" for a in log_arns}
+    write = statements["WriteOwnFlowLogGroups"]
+    assert set(write["Resource"]) == log_arns | {f"{a}:*" for a in log_arns}
+    # The VPC User Guide's minimum for a flow-log role includes logs:DescribeLogGroups
+    # ("IAM role for publishing flow logs to CloudWatch Logs"). That list call takes no
+    # group ARN, so it is scoped to the log groups of this account in each region.
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    assert {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
+            "logs:DescribeLogGroups"} <= actions
+    assert "logs:CreateLogGroup" not in actions  # the groups are ours, with a retention
+    find = statements["FindOwnFlowLogGroups"]
+    assert find["Action"] == ["logs:DescribeLogGroups"]
+    assert set(find["Resource"]) == {
+        f"arn:aws:logs:{region}:{account}:log-group:*"
+        for region, account in {(a.split(":")[3], a.split(":")[4]) for a in log_arns}
+    }
+    assert {r.split(":")[3] for r in find["Resource"]} == {PRIMARY, SECONDARY}
     trust = json.loads(run.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert "aws:SourceAccount" in trust["Statement"][0]["Condition"]["StringEquals"]
@@ -160,3 +176,10 @@ def test_overlapping_cidrs_are_rejected_before_any_resource():
 def test_too_few_zones_for_the_requested_subnets_fails_naming_the_setting():
     with pytest.raises(Exception, match="subnetsPerRegion"):
         run_layer("network", {**CONFIG, "subnetsPerRegion": 7}, stack="ci")
+
+
+def test_flow_logs_start_only_after_their_role_may_write(run):
+    # A flow log created before its role's policy fails its first deliveries.
+    policy = run.one("aws:iam/rolePolicy:RolePolicy")
+    for flow_log in run.of_type("aws:ec2/flowLog:FlowLog"):
+        assert policy.urn in flow_log.dependencies, flow_log.name

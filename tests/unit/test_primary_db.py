@@ -53,11 +53,12 @@ CONFIG = {
     "logRetentionDays": 90,
     "backupRetentionDays": 5,
 }
-# Another shape of the same layer: other engine, no standby, secret by ARN, no e-mail.
+# Another shape of the same layer: the newest engine (whose log_connections differs), no
+# standby, secret by ARN, no e-mail.
 SECRET_ARN = f"arn:aws:secretsmanager:{PRIMARY}:{OFFLINE_ACCOUNT_ID}:secret:team/pg-AbCdEf"
 VARIANT = {
     **BASE_CONFIG,
-    "engineMajorVersion": "16",
+    "engineMajorVersion": "18",
     "multiAz": False,
     "masterSecretId": SECRET_ARN,
     "databaseInsightsMode": "advanced",
@@ -123,6 +124,32 @@ def test_tls_is_forced_through_the_attached_parameter_group(run):
     assert int(params["log_min_duration_statement"]) > 0
 
 
+def test_postgres_18_group_logs_connections_with_a_value_its_family_accepts(variant):
+    # PostgreSQL 18 turned log_connections from a boolean into a list of connection
+    # stages; RDS rejects "1" for the postgres18 family ("Invalid parameter value: 1 for:
+    # log_connections allowed values are: receipt, authentication, authorization,
+    # setup_durations, all"), which would fail the whole layer at ModifyDBParameterGroup.
+    group = variant.one(PARAMETER_GROUP)
+    params = {p["name"]: p["value"] for p in group.inputs["parameters"]}
+    assert group.inputs["family"] == "postgres18"
+    assert params["log_connections"] == "all"
+    assert params["log_disconnections"] == "1"  # still a boolean in 18
+    assert params["rds.force_ssl"] == "1"
+
+
+@pytest.mark.parametrize("family, expected", [
+    ("postgres15", "1"), ("postgres16", "1"), ("postgres17", "1"), ("postgres18", "all"),
+])
+def test_log_connections_value_follows_the_parameter_type_of_each_family(family, expected):
+    values = {p.name: p.value for p in shared.components.postgres.tls_parameters(1000, family)}
+    assert values["log_connections"] == expected
+
+
+def test_an_unknown_family_is_refused_rather_than_guessed():
+    with pytest.raises(ValueError, match="aurora-postgresql16"):
+        shared.components.postgres.tls_parameters(1000, "aurora-postgresql16")
+
+
 @pytest.mark.parametrize("mutation", ["encryption-off", "force-ssl-off"])
 def test_turning_encryption_or_tls_off_fails_the_checks(network, monkeypatch, mutation):
     """The checks above are not vacuous: the real program with the protection removed fails them."""
@@ -139,8 +166,8 @@ def test_turning_encryption_or_tls_off_fails_the_checks(network, monkeypatch, mu
     else:
         original = shared.components.postgres.tls_parameters
 
-        def no_force_ssl(ms):
-            return [p for p in original(ms) if p.name != "rds.force_ssl"]
+        def no_force_ssl(*args):
+            return [p for p in original(*args) if p.name != "rds.force_ssl"]
 
         monkeypatch.setattr(shared.components.postgres, "tls_parameters", no_force_ssl)
         check = assert_tls_forced
@@ -276,8 +303,8 @@ def test_instance_is_postgres_major_version_from_config_and_lets_rds_pick_the_mi
     assert instance.inputs["engineVersion"] == "17"
     assert instance.inputs["autoMinorVersionUpgrade"] is True
     other = variant.one(INSTANCE)
-    assert other.inputs["engineVersion"] == "16"
-    assert variant.one(PARAMETER_GROUP).inputs["family"] == "postgres16"
+    assert other.inputs["engineVersion"] == "18"
+    assert variant.one(PARAMETER_GROUP).inputs["family"] == "postgres18"
 
 
 def test_instance_storage_availability_and_recovery(instance, variant):
@@ -333,10 +360,11 @@ def test_database_insights_standard_by_default_and_advanced_keeps_fifteen_months
 
 
 def test_log_exports_go_to_log_groups_declared_first_with_retention(run, instance):
-    assert sorted(instance.inputs["enabledCloudwatchLogsExports"]) == ["postgresql", "upgrade"]
+    assert sorted(instance.inputs["enabledCloudwatchLogsExports"]) == [
+        "iam-db-auth-error", "postgresql", "upgrade"]
     groups = {g.inputs["name"]: g for g in run.of_type(LOG_GROUP)}
-    assert set(groups) == {f"/aws/rds/instance/{IDENTIFIER}/postgresql",
-                           f"/aws/rds/instance/{IDENTIFIER}/upgrade"}
+    assert set(groups) == {f"/aws/rds/instance/{IDENTIFIER}/{log}"
+                           for log in ("postgresql", "upgrade", "iam-db-auth-error")}
     for group in groups.values():
         assert group.inputs["retentionInDays"] == 90
         assert group.urn in instance.dependencies

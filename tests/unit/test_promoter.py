@@ -447,6 +447,18 @@ def test_a_healthy_observation_arms_once_and_then_promotion_is_possible(world, c
     assert world.count("PromoteReadReplica") == 1
 
 
+def test_arming_keeps_the_parameter_in_the_standard_tier(world, capsys):
+    # An update that names no tier takes the account's default tier (Systems Manager User
+    # Guide, "Specifying a default parameter tier"). With Advanced as the default, arming
+    # would upgrade the parameter and the layer (tier Standard) would replace it, disarmed,
+    # on the next deployment. moto has no default-tier setting, so the request is checked.
+    arm(world, capsys)
+
+    request = json.loads(world.calls["PutParameter"][-1])
+    assert request["Tier"] == "Standard"
+    assert (request["Name"], request["Type"], request["Overwrite"]) == (ARMING_PARAMETER, "String", True)
+
+
 @pytest.mark.parametrize("alarm", ["ALARM", "INSUFFICIENT_DATA"])
 def test_a_healthy_check_with_a_failing_alarm_does_not_arm(world, capsys, alarm):
     # Route 53 lags the alarm by up to a minute or so: the readable alarm wins.
@@ -671,8 +683,9 @@ def test_recovery_grace_comes_from_the_caller():
         (E(**UP, **{**REPLICA, "arming": "other-primary", "arming_value": "db-old"}), "automatic", True),
         (E(**UP, **{**REPLICA, "arming": "unknown", "arming_value": None}), "automatic", True),
         (E(**UP, **{**REPLICA, "arming": "missing", "arming_value": None}), "automatic", True),
-        # The alarm could not be read: the health check alone speaks.
-        (E(health_check="healthy", **GONE, **FRESH), "automatic", True),
+        # The alarm could not be read: a healthy check alone does not arm, because a
+        # brand-new health check reports healthy before it has seen any data.
+        (E(health_check="healthy", **GONE, **FRESH), "automatic", False),
         # Never from an unhealthy, unknown or contradictory observation.
         (E(**DOWN, **FRESH), "automatic", False),
         (E(health_check="unhealthy", **GONE, **FRESH), "automatic", False),

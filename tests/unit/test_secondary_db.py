@@ -7,8 +7,10 @@ Both states of the replica are run: replicating (the default) and promoted
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 import shared.components
 from offline.harness import OFFLINE_ACCOUNT_ID
@@ -49,6 +51,7 @@ CONFIG = {
     "logRetentionDays": 60,
 }
 PROMOTED = {**CONFIG, "replicaPromoted": True}
+REPO = Path(__file__).resolve().parents[2]
 IDENTIFIER = f"pg-replica-{SUFFIX}"
 CREDENTIAL_INPUTS = ("username", "password", "passwordWo", "dbName", "manageMasterUserPassword",
                      "masterUserSecretKmsKeyId")
@@ -178,6 +181,16 @@ def test_replica_defaults_to_the_primarys_class_and_single_az(upstream, replica)
     assert replica.inputs["multiAz"] is False
 
 
+def test_replica_storage_ceiling_follows_the_primarys_and_never_falls_below_it(upstream, replica):
+    primary_ceiling = upstream["primary-db"].exports[PrimaryDbOutputs.MAX_ALLOCATED_STORAGE_GIB]
+    assert replica.inputs["maxAllocatedStorage"] == primary_ceiling
+    larger = run_with_upstream("secondary-db", {**CONFIG, "maxAllocatedStorageGiB": 500}, upstream)
+    assert larger.one(INSTANCE).inputs["maxAllocatedStorage"] == 500
+    error = run_expecting_failure(
+        "secondary-db", {**CONFIG, "maxAllocatedStorageGiB": primary_ceiling - 1}, upstream)
+    assert "maxAllocatedStorageGiB" in str(error)
+
+
 def test_instance_class_and_multi_az_can_be_set_for_the_replica(upstream):
     custom = run_with_upstream(
         "secondary-db", {**CONFIG, "instanceClass": "db.r7g.xlarge", "multiAz": True}, upstream)
@@ -211,10 +224,10 @@ def test_replica_hardening(run, replica):
     assert i["monitoringRoleArn"] == role.outputs["arn"]
     assert i["monitoringInterval"] == 60
     assert i["databaseInsightsMode"] == "standard"
-    assert sorted(i["enabledCloudwatchLogsExports"]) == ["postgresql", "upgrade"]
+    assert sorted(i["enabledCloudwatchLogsExports"]) == ["iam-db-auth-error", "postgresql", "upgrade"]
     groups = {g.inputs["name"]: g for g in run.of_type(LOG_GROUP)}
-    assert set(groups) == {f"/aws/rds/instance/{IDENTIFIER}/postgresql",
-                           f"/aws/rds/instance/{IDENTIFIER}/upgrade"}
+    assert set(groups) == {f"/aws/rds/instance/{IDENTIFIER}/{log}"
+                           for log in ("postgresql", "upgrade", "iam-db-auth-error")}
     for group in groups.values():
         assert group.inputs["retentionInDays"] == 60
         assert group.urn in replica.dependencies
@@ -246,6 +259,28 @@ def test_promotion_keeps_the_same_instance_key_and_parameter_group(run, promoted
 def test_promoted_state_is_exported(run, promoted):
     assert run.exports[SecondaryDbOutputs.PROMOTED] is False
     assert promoted.exports[SecondaryDbOutputs.PROMOTED] is True
+
+
+def test_every_update_reads_aws_first_so_an_outside_promotion_is_not_repeated():
+    # The promoter promotes with PromoteReadReplica outside Pulumi. Without a refresh the
+    # state still holds replicate_source_db, so flipping replicaPromoted makes the provider
+    # promote again and RDS refuses (the instance is no longer a read replica): the
+    # runbook's converge step would fail. `refresh: always` (Pulumi.yaml options) makes
+    # every update, preview and destroy read AWS first.
+    project = yaml.safe_load((REPO / "stacks" / "secondary-db" / "Pulumi.yaml").read_text())
+    assert project.get("options", {}).get("refresh") == "always"
+
+
+def test_replica_group_follows_the_primarys_family_when_it_comes_from_the_stack():
+    # The family is only known from the primary's outputs; for postgres18 log_connections
+    # takes a list value (RDS rejects "1"), so the group must be built from the resolved one.
+    pg18 = run_upstream({**BASE_CONFIG, "engineMajorVersion": "18"}, "network", "primary-db")
+    run18 = run_with_upstream("secondary-db", CONFIG, pg18)
+    group = run18.one(PARAMETER_GROUP)
+    params = {p["name"]: p["value"] for p in group.inputs["parameters"]}
+    assert group.inputs["family"] == "postgres18"
+    assert params["log_connections"] == "all"
+    assert params["rds.force_ssl"] == "1"
 
 
 # ---------------------------------------------------------------- alerting

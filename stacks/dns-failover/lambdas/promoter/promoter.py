@@ -584,14 +584,17 @@ def _primary_reasons(evidence: Evidence) -> list[str]:
 def observed_healthy(ev: Evidence) -> bool:
     """Evidence that the primary is up, strong enough to arm on.
 
-    The health check says healthy and no readable answer contradicts it: the alarm, if it
-    could be read, is OK, and the primary instance was not reported missing. Nothing
-    unhealthy, unknown or contradictory arms. Once the replica stands alone there is
-    nothing left to arm for (the "primary" may be a diverged old one).
+    The health check says healthy AND the canary alarm reads OK, and the primary instance
+    was not reported missing. Both signals are required: a new health check starts
+    healthy before it has seen any data (Route 53 Developer Guide, "How Route 53
+    determines whether a health check is healthy"), so a healthy check next to an alarm
+    that cannot be read proves nothing yet. Nothing unhealthy, unknown or contradictory
+    arms. Once the replica stands alone there is nothing left to arm for (the "primary"
+    may be a diverged old one).
     """
     return (
         ev.health_check == "healthy"
-        and ev.alarm_state in ("OK", "unreachable", "error", "unknown")
+        and ev.alarm_state == "OK"
         and ev.primary_status != "missing"
         and ev.replica_is_replica is not False
     )
@@ -777,6 +780,11 @@ def arm(clients: Clients, settings: Settings) -> str:
         Name=settings.arming_parameter_name,
         Value=settings.primary_identifier,
         Type="String",
+        # The layer declares the parameter Standard. An update without a tier takes the
+        # account's default tier setting (Systems Manager User Guide, "Specifying a default
+        # parameter tier"): with Advanced as default, arming would upgrade the parameter
+        # (billed), and the next `pulumi up` would replace it to downgrade it, disarming.
+        Tier="Standard",
         Overwrite=True,
     )
     return f"armed for {settings.primary_identifier}"
