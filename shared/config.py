@@ -61,7 +61,10 @@ PROMOTER_MAX_CALL_SECONDS = 60
 _RECORD_PREFIX_LENGTH = len("writer.")
 
 _SUFFIX_RE = re.compile(r"^[a-z0-9-]+$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+# Partitions whose service endpoints and principals are not "<service>.<region>.amazonaws.com"
+# (China: amazonaws.com.cn; ISO: other domains). The key policies name those endpoints.
+_UNSUPPORTED_REGION_PREFIXES = {"cn-": "China (aws-cn)", "us-iso": "ISO (aws-iso*)"}
 _INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -221,6 +224,12 @@ def validate_suffix(key: str, suffix: str) -> str:
 
 
 def validate_region(key: str, region: str) -> str:
+    for prefix, partition in _UNSUPPORTED_REGION_PREFIXES.items():
+        if region.startswith(prefix):
+            raise ConfigError(
+                key, f"is in the {partition} partition, which this project does not support "
+                "(its service endpoints differ from <service>.<region>.amazonaws.com)", region,
+            )
     if not _REGION_RE.match(region):
         raise ConfigError(key, "must be an AWS region code such as eu-west-1", region)
     return region

@@ -35,6 +35,10 @@ CASES = [
     ("regions-equal-by-default", "network", {"secondaryRegion": cfg.DEFAULT_PRIMARY_REGION}, "dev",
      "secondaryRegion"),
     ("primary-region-malformed", "network", {"aws:region": "eu-west"}, "dev", "aws:region"),
+    # Key policies name <service>.<region>.amazonaws.com, which China regions do not use.
+    ("primary-region-china", "network", {"aws:region": "cn-north-1"}, "dev", "aws:region"),
+    ("secondary-region-iso", "network", {"secondaryRegion": "us-iso-east-1"}, "dev",
+     "secondaryRegion"),
     ("primary-region-upper-case", "network", {"aws:region": "EU-WEST-1"}, "dev", "aws:region"),
     ("secondary-region-malformed", "network", {"secondaryRegion": "westeurope"}, "dev",
      "secondaryRegion"),
