@@ -550,26 +550,6 @@ handles("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")(_vpc_rule(e
 handles("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")(_vpc_rule(egress=True))
 
 
-@handles("aws:ec2/securityGroupRule:SecurityGroupRule")
-def _legacy_rule(b: MotoBackend, r: ResourceRecord, region: str):
-    ec2 = b.client("ec2", region)
-    i = plain(r.inputs)
-    egress = i["type"] == "egress"
-    rule = dict(i)
-    if _get(i, "sourceSecurityGroupId"):
-        rule["securityGroups"] = [i["sourceSecurityGroupId"]]
-    if _get(i, "self"):
-        rule["securityGroups"] = [i["securityGroupId"]]
-    perm = _permission(rule)
-    group_id = i["securityGroupId"]
-    (ec2.authorize_security_group_egress if egress else ec2.authorize_security_group_ingress)(
-        GroupId=group_id, IpPermissions=[perm])
-    rid = f"sgrule-{_short(r.urn, length=10)}"
-    revoke = ec2.revoke_security_group_egress if egress else ec2.revoke_security_group_ingress
-    return rid, dict(i, id=rid), lambda: _tolerant(
-        lambda: revoke(GroupId=group_id, IpPermissions=[perm]), rid)
-
-
 @handles("aws:ec2/flowLog:FlowLog")
 def _flow_log(b: MotoBackend, r: ResourceRecord, region: str):
     ec2 = b.client("ec2", region)
@@ -1018,25 +998,6 @@ def _topic_subscription(b: MotoBackend, r: ResourceRecord, region: str):
     return arn, out, lambda: _tolerant(lambda: sns.unsubscribe(SubscriptionArn=arn), arn)
 
 
-@handles("aws:sqs/queue:Queue")
-def _queue(b: MotoBackend, r: ResourceRecord, region: str):
-    sqs = b.client("sqs", region)
-    i = plain(r.inputs)
-    name = _autoname(r, max_len=80)
-    attributes = {k: str(v) for k, v in _drop_none(
-        KmsMasterKeyId=_get(i, "kmsMasterKeyId"),
-        SqsManagedSseEnabled=("true" if _get(i, "sqsManagedSseEnabled") else None),
-        MessageRetentionPeriod=_int(_get(i, "messageRetentionSeconds")),
-        VisibilityTimeout=_int(_get(i, "visibilityTimeoutSeconds")),
-        Policy=_json_text(_get(i, "policy")),
-    ).items()}
-    url = sqs.create_queue(QueueName=name, Attributes=attributes,
-                           tags=r.effective_tags)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    out = dict(i, id=url, url=url, arn=arn, name=name)
-    return url, out, lambda: _tolerant(lambda: sqs.delete_queue(QueueUrl=url), url)
-
-
 # =========================================================================== CloudWatch
 
 
@@ -1362,19 +1323,6 @@ def _zone(b: MotoBackend, r: ResourceRecord, region: str):
     out = dict(i, id=zone_id, zoneId=zone_id, arn=f"arn:aws:route53:::hostedzone/{zone_id}",
                nameServers=servers, primaryNameServer=servers[0] if servers else "")
     return zone_id, out, lambda: _tolerant(delete, zone_id)
-
-
-@handles("aws:route53/zoneAssociation:ZoneAssociation")
-def _zone_association(b: MotoBackend, r: ResourceRecord, region: str):
-    r53 = b.client("route53", region)
-    i = plain(r.inputs)
-    zone_id = _zone_id(i["zoneId"])
-    vpc = {"VPCId": i["vpcId"], "VPCRegion": _get(i, "vpcRegion") or region}
-    r53.associate_vpc_with_hosted_zone(HostedZoneId=zone_id, VPC=vpc)
-    rid = f"{zone_id}:{vpc['VPCId']}:{vpc['VPCRegion']}"
-    out = dict(i, id=rid, vpcRegion=vpc["VPCRegion"], owningAccount=b.account_id)
-    return rid, out, lambda: _tolerant(
-        lambda: r53.disassociate_vpc_from_hosted_zone(HostedZoneId=zone_id, VPC=vpc), rid)
 
 
 @handles("aws:route53/healthCheck:HealthCheck")
