@@ -314,6 +314,10 @@ def validate_log_retention(key: str, days: int) -> int:
     return days
 
 
+def _log_retention(source: ConfigSource, key: str) -> int:
+    return validate_log_retention(key, _integer(source, key, 30, 1, 3653))
+
+
 def validate_instance_class(key: str, value: str) -> str:
     if not _INSTANCE_CLASS_RE.match(value):
         raise ConfigError(key, "must be an RDS instance class such as db.m6g.large", value)
@@ -326,6 +330,11 @@ def validate_email(key: str, value: str) -> str:
     if not _EMAIL_RE.match(value):
         raise ConfigError(key, "must be an e-mail address", value)
     return value
+
+
+def _alarm_email(source: ConfigSource) -> str | None:
+    email = _raw(source, "alarmEmail")
+    return validate_email("alarmEmail", email) if email else None
 
 
 def validate_dns_name(key: str, value: str) -> str:
@@ -411,9 +420,7 @@ def load_network_settings(source: ConfigSource | None = None) -> NetworkSettings
     # Two is the default because some regions offer only two availability zones;
     # each subnet gets 1/8 of the VPC block (see the network layer).
     subnets = _integer(source, "subnetsPerRegion", 2, 2, 6)
-    retention = validate_log_retention(
-        "flowLogRetentionDays", _integer(source, "flowLogRetentionDays", 30, 1, 3653)
-    )
+    retention = _log_retention(source, "flowLogRetentionDays")
     return NetworkSettings(common, str(primary), str(secondary), subnets, retention)
 
 
@@ -428,14 +435,11 @@ class DatabaseAlerting:
 
 
 def _load_alerting(source: ConfigSource) -> DatabaseAlerting:
-    email = _raw(source, "alarmEmail")
     return DatabaseAlerting(
-        alarm_email=validate_email("alarmEmail", email) if email else None,
+        alarm_email=_alarm_email(source),
         cpu_threshold_percent=_integer(source, "cpuAlarmThresholdPercent", 80, 1, 100),
         free_storage_threshold_gib=_integer(source, "freeStorageAlarmThresholdGiB", 5, 1, 1000),
-        log_retention_days=validate_log_retention(
-            "logRetentionDays", _integer(source, "logRetentionDays", 30, 1, 3653)
-        ),
+        log_retention_days=_log_retention(source, "logRetentionDays"),
     )
 
 
@@ -489,11 +493,12 @@ class PrimaryDbSettings:
         return f"postgres{self.engine_major_version}"
 
 
-def _validate_storage(allocated: int, maximum: int, key: str = "maxAllocatedStorageGiB") -> None:
+def _validate_storage(allocated: int, maximum: int) -> None:
     # RDS requires the autoscaling ceiling to be at least 10% above the allocation.
     if maximum * 10 < allocated * 11:  # integers: 100 * 1.1 is 110.00000000000001
         raise ConfigError(
-            key, f"must be at least 10% above allocatedStorageGiB ({allocated})", maximum
+            "maxAllocatedStorageGiB", f"must be at least 10% above allocatedStorageGiB ({allocated})",
+            maximum,
         )
 
 
@@ -622,6 +627,12 @@ def load_secondary_db_settings(source: ConfigSource | None = None) -> SecondaryD
     )
 
 
+def _promoter_call_seconds(max_attempts: int, api_timeout_seconds: int) -> int:
+    """Worst case of one promoter AWS call: each attempt may spend the timeout on the
+    connection and again on the read, plus about a second of retry backoff."""
+    return max_attempts * 2 * api_timeout_seconds + 1
+
+
 @dataclass(frozen=True)
 class FailoverSettings:
     common: CommonSettings
@@ -633,16 +644,16 @@ class FailoverSettings:
     probe_timeout_seconds: int
     log_retention_days: int
     alarm_email: str | None
-    promoter_api_timeout_seconds: int = 5
-    promoter_max_attempts: int = 2
+    promoter_api_timeout_seconds: int
+    promoter_max_attempts: int
     # How long the promoter waits for a primary that RDS reports as recovering in place
     # (rebooting, Multi-AZ failover, maintenance...) before promoting across regions anyway.
-    recovery_grace_minutes: int = 10
+    recovery_grace_minutes: int
     # Reserve one concurrent execution for the promoter so its triggers take turns. Lambda
     # keeps at least 10 executions unreserved per account, so an account whose concurrency
     # quota is still 10 (new accounts) cannot reserve any: turn this off there; the
     # promoter's own idempotency (InvalidDBInstanceState, the fence check) remains.
-    serialize_promoter_runs: bool = True
+    serialize_promoter_runs: bool
 
     @property
     def recovery_grace_seconds(self) -> int:
@@ -650,9 +661,8 @@ class FailoverSettings:
 
     @property
     def promoter_call_seconds(self) -> int:
-        """Worst case of one promoter AWS call: each attempt may spend the timeout on the
-        connection and again on the read, plus about a second of retry backoff."""
-        return self.promoter_max_attempts * 2 * self.promoter_api_timeout_seconds + 1
+        """Worst case of one promoter AWS call (see ``_promoter_call_seconds``)."""
+        return _promoter_call_seconds(self.promoter_max_attempts, self.promoter_api_timeout_seconds)
 
     @property
     def promoter_timeout_seconds(self) -> int:
@@ -719,7 +729,7 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
         )
     api_timeout = _integer(source, "promoterApiTimeoutSeconds", 5, 1, 30)
     attempts = _integer(source, "promoterMaxAttempts", 2, 1, 10)
-    if attempts * 2 * api_timeout + 1 > PROMOTER_MAX_CALL_SECONDS:
+    if _promoter_call_seconds(attempts, api_timeout) > PROMOTER_MAX_CALL_SECONDS:
         # A call into the failed region can hang: bounded this way, a hung call costs
         # at most about one schedule period and a whole run a few minutes.
         raise ConfigError(
@@ -727,7 +737,6 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
             f"x 2 x promoterApiTimeoutSeconds ({api_timeout}) + 1 must be at most "
             f"{PROMOTER_MAX_CALL_SECONDS} seconds (the worst case of one promoter call)", attempts,
         )
-    email = _raw(source, "alarmEmail")
     return FailoverSettings(
         common=common,
         zone_name=zone,
@@ -736,10 +745,8 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
         alarm_periods=periods,
         automation_mode=_choice(source, "automationMode", "automatic", AUTOMATION_MODES),
         probe_timeout_seconds=_integer(source, "probeTimeoutSeconds", 5, 1, 20),
-        log_retention_days=validate_log_retention(
-            "logRetentionDays", _integer(source, "logRetentionDays", 30, 1, 3653)
-        ),
-        alarm_email=validate_email("alarmEmail", email) if email else None,
+        log_retention_days=_log_retention(source, "logRetentionDays"),
+        alarm_email=_alarm_email(source),
         promoter_api_timeout_seconds=api_timeout,
         promoter_max_attempts=attempts,
         recovery_grace_minutes=_integer(source, "recoveryGraceMinutes", 10, 0, 60),

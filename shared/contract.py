@@ -27,8 +27,6 @@ PROJECTS = {
     "dns-failover": "rds-dns-failover",
 }
 
-REGION_ROLES = ("primary", "secondary")
-
 
 @dataclass(frozen=True)
 class RegionalNetworkOutputs:

@@ -44,6 +44,14 @@ def statement(actions: Sequence[str], resources: Sequence[str], sid: str | None 
     return out
 
 
+def statement_on(actions: Sequence[str], resource: pulumi.Input[str], sid: str,
+                 condition: dict[str, Any] | None = None) -> pulumi.Output[dict[str, Any]]:
+    """``statement`` on one resource whose ARN may not be known yet."""
+    return pulumi.Output.from_input(resource).apply(
+        lambda arn: statement(actions, [arn], sid=sid, condition=condition)
+    )
+
+
 def policy_document(statements: Sequence[pulumi.Input[dict[str, Any]]]) -> pulumi.Output[str]:
     """A policy document whose statements may hold Outputs (ARNs of other resources)."""
     return pulumi.Output.all(*statements).apply(

@@ -34,7 +34,6 @@ class NameKind(Enum):
     CLOUDWATCH_ALARM = (255, "CloudWatch alarm name")
     CLOUDWATCH_DASHBOARD = (255, "CloudWatch dashboard name")
     KMS_ALIAS = (256, "KMS alias name")  # including "alias/"
-    LOG_GROUP = (512, "CloudWatch Logs group name")
     RDS_EVENT_SUBSCRIPTION = (255, "RDS event subscription name")
     DNS_LABEL = (63, "DNS label")
     # PutParameter Name: 1011 characters counted over the whole parameter ARN, not the bare name

@@ -9,7 +9,6 @@ so every child inherits that region's provider.
 from shared.components.alarms import (
     PRIMARY_EVENT_CATEGORIES,
     REPLICA_EVENT_CATEGORIES,
-    AlarmSpec,
     DatabaseAlarms,
     DatabaseAlarmsArgs,
     connections_alarm,
@@ -18,56 +17,19 @@ from shared.components.alarms import (
     freeable_memory_alarm,
     replica_lag_alarm,
 )
-from shared.components.alerting import SNS_PUBLISHERS, AlertTopic, AlertTopicArgs
-from shared.components.encryption_key import EncryptionKey, EncryptionKeyArgs, key_policy
 from shared.components.foundation import DatabaseFoundation, DatabaseFoundationArgs
-from shared.components.inputs import (
-    AccountContext,
-    RegionalNetworkInputs,
-    account_context,
-    gated,
-    network_inputs,
-)
-from shared.components.monitoring_role import EnhancedMonitoringRole, EnhancedMonitoringRoleArgs
-from shared.components.postgres import (
-    CA_CERTIFICATE_IDENTIFIER,
-    LOG_EXPORTS,
-    POSTGRES_PORT,
-    DbLogGroups,
-    DbLogGroupsArgs,
-    InstanceBaseline,
-    TlsParameterGroup,
-    TlsParameterGroupArgs,
-    hardened_instance_args,
-    log_group_name,
-    log_group_pattern,
-)
+from shared.components.inputs import account_context, gated, network_inputs
+from shared.components.postgres import DbLogGroups, InstanceBaseline, hardened_instance_args
 
 __all__ = [
-    "CA_CERTIFICATE_IDENTIFIER",
-    "LOG_EXPORTS",
-    "POSTGRES_PORT",
     "PRIMARY_EVENT_CATEGORIES",
     "REPLICA_EVENT_CATEGORIES",
-    "SNS_PUBLISHERS",
-    "AccountContext",
-    "AlarmSpec",
-    "AlertTopic",
-    "AlertTopicArgs",
     "DatabaseAlarms",
     "DatabaseAlarmsArgs",
     "DatabaseFoundation",
     "DatabaseFoundationArgs",
     "DbLogGroups",
-    "DbLogGroupsArgs",
-    "EncryptionKey",
-    "EncryptionKeyArgs",
-    "EnhancedMonitoringRole",
-    "EnhancedMonitoringRoleArgs",
     "InstanceBaseline",
-    "RegionalNetworkInputs",
-    "TlsParameterGroup",
-    "TlsParameterGroupArgs",
     "account_context",
     "connections_alarm",
     "cpu_alarm",
@@ -75,9 +37,6 @@ __all__ = [
     "freeable_memory_alarm",
     "gated",
     "hardened_instance_args",
-    "key_policy",
-    "log_group_name",
-    "log_group_pattern",
     "network_inputs",
     "replica_lag_alarm",
 ]

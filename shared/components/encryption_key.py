@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -37,13 +37,10 @@ class EncryptionKeyArgs:
     description: str
     # Log group names (a trailing "*" allowed) whose data CloudWatch Logs may encrypt.
     log_group_patterns: Sequence[str] = ()
-    allow_rds: bool = True
-    # Services that publish to SNS topics encrypted with this key.
-    sns_publishers: Sequence[str] = field(default_factory=lambda: list(SNS_PUBLISHERS))
 
 
-def key_policy(region: str, account_id: str, partition: str, *, allow_rds: bool,
-               log_group_patterns: Sequence[str], sns_publishers: Sequence[str]) -> str:
+def key_policy(region: str, account_id: str, partition: str,
+               log_group_patterns: Sequence[str]) -> str:
     """The key policy document (JSON) for one region's key."""
     statements: list[dict[str, Any]] = [
         {
@@ -56,9 +53,7 @@ def key_policy(region: str, account_id: str, partition: str, *, allow_rds: bool,
             "Action": "kms:*",
             "Resource": "*",
         },
-    ]
-    if allow_rds:
-        statements.append({
+        {
             # The statement AWS's own aws/rds key carries: principals of this account may
             # use the key only through RDS in this region (storage, snapshots, Performance
             # Insights, cross-region replica creation).
@@ -71,7 +66,8 @@ def key_policy(region: str, account_id: str, partition: str, *, allow_rds: bool,
                 "kms:ViaService": f"rds.{region}.amazonaws.com",
                 "kms:CallerAccount": account_id,
             }},
-        })
+        },
+    ]
     if log_group_patterns:
         statements.append({
             # CloudWatch Logs may encrypt only the named log groups of this account
@@ -86,18 +82,17 @@ def key_policy(region: str, account_id: str, partition: str, *, allow_rds: bool,
                 for pattern in log_group_patterns
             ]}},
         })
-    if sns_publishers:
-        statements.append({
-            # CloudWatch alarms, EventBridge and RDS event notifications publish to SNS
-            # topics encrypted with this key; SNS needs these two calls on their behalf
-            # (SNS Developer Guide, "Enable compatibility between event sources from AWS
-            # services and encrypted topics"). Who may publish is limited by the topic policy.
-            "Sid": "ServicesPublishToEncryptedTopics",
-            "Effect": "Allow",
-            "Principal": {"Service": sorted(sns_publishers)},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": "*",
-        })
+    statements.append({
+        # CloudWatch alarms, EventBridge and RDS event notifications publish to SNS
+        # topics encrypted with this key; SNS needs these two calls on their behalf
+        # (SNS Developer Guide, "Enable compatibility between event sources from AWS
+        # services and encrypted topics"). Who may publish is limited by the topic policy.
+        "Sid": "ServicesPublishToEncryptedTopics",
+        "Effect": "Allow",
+        "Principal": {"Service": sorted(SNS_PUBLISHERS)},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+    })
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -115,10 +110,7 @@ class EncryptionKey(pulumi.ComponentResource):
         namer = args.namer
         self.alias_name = namer.kms_alias(args.alias_base)
         policy = pulumi.Output.all(args.account_id, args.partition).apply(
-            lambda ids: key_policy(
-                args.region, ids[0], ids[1], allow_rds=args.allow_rds,
-                log_group_patterns=args.log_group_patterns, sns_publishers=args.sns_publishers,
-            )
+            lambda ids: key_policy(args.region, ids[0], ids[1], args.log_group_patterns)
         )
         self.key = aws.kms.Key(
             namer.name(args.alias_base),

@@ -34,7 +34,6 @@ def account_context(providers: RegionalProviders, role: str) -> AccountContext:
 
 @dataclass(frozen=True)
 class RegionalNetworkInputs:
-    region: pulumi.Output[str]
     private_subnet_ids: pulumi.Output[list[str]]
     db_security_group_id: pulumi.Output[str]
 
@@ -50,7 +49,6 @@ def network_inputs(network: LayerReference, role: str, expected_region: str
     keys = NetworkOutputs.for_role(role)
     region = network.require_matching(keys.region, expected_region)
     return RegionalNetworkInputs(
-        region=region,
         private_subnet_ids=gated(region, network.require(keys.private_subnet_ids)),
         db_security_group_id=gated(region, network.require(keys.db_security_group_id)),
     )

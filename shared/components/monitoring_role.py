@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shared import iam
+from shared.components.inputs import gated
 from shared.naming import Namer
 
 
@@ -53,5 +54,5 @@ class EnhancedMonitoringRole(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.arn = pulumi.Output.all(self.role.arn, attachment.id).apply(lambda v: v[0])
+        self.arn = gated(attachment.id, self.role.arn)
         self.register_outputs({"roleArn": self.role.arn})

@@ -125,7 +125,6 @@ class DbLogGroupsArgs:
     identifier: str
     retention_days: int
     kms_key_arn: pulumi.Input[str]
-    log_types: Sequence[str] = LOG_EXPORTS
 
 
 class DbLogGroups(pulumi.ComponentResource):
@@ -144,7 +143,7 @@ class DbLogGroups(pulumi.ComponentResource):
                 kms_key_id=args.kms_key_arn,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for log_type in args.log_types
+            for log_type in LOG_EXPORTS
         }
         self.register_outputs({
             "logGroupNames": [group.name for group in self.groups.values()],

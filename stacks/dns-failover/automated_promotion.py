@@ -322,45 +322,34 @@ class Promoter(pulumi.ComponentResource):
 
 def _promoter_statements(args: PromoterArgs, topic_arn: pulumi.Output[str],
                          zone_arn: pulumi.Output[str], health_check_arn: pulumi.Output[str],
-                         arming_arn: pulumi.Output[str]) -> list[pulumi.Output[dict]]:
+                         arming_arn: pulumi.Output[str]) -> list[pulumi.Input[dict]]:
     """The promoter's permissions, each on the one resource it concerns."""
     writer = args.writer_name.rstrip(".").lower()  # the normalized form IAM compares
     return [
-        pulumi.Output.from_input(args.replica_arn).apply(lambda arn: iam.statement(
-            ["rds:DescribeDBInstances", "rds:PromoteReadReplica"], [arn],
-            sid="DescribeAndPromoteTheReplica",
-        )),
-        pulumi.Output.from_input(args.primary_arn).apply(lambda arn: iam.statement(
-            ["rds:DescribeDBInstances"], [arn], sid="DescribeThePrimary",
-        )),
-        zone_arn.apply(lambda arn: iam.statement(
-            ["route53:ChangeResourceRecordSets"], [arn], sid="FenceTheWriterRecord",
+        iam.statement_on(["rds:DescribeDBInstances", "rds:PromoteReadReplica"], args.replica_arn,
+                         sid="DescribeAndPromoteTheReplica"),
+        iam.statement_on(["rds:DescribeDBInstances"], args.primary_arn, sid="DescribeThePrimary"),
+        iam.statement_on(
+            ["route53:ChangeResourceRecordSets"], zone_arn, sid="FenceTheWriterRecord",
             condition={"ForAllValues:StringEquals": {
                 "route53:ChangeResourceRecordSetsNormalizedRecordNames": [writer],
                 "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"],
                 "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
             }},
-        )),
-        zone_arn.apply(lambda arn: iam.statement(
-            ["route53:ListResourceRecordSets"], [arn], sid="ReadTheZone",
-        )),
-        health_check_arn.apply(lambda arn: iam.statement(
-            ["route53:GetHealthCheckStatus"], [arn], sid="ReadTheHealthCheck",
-        )),
-        pulumi.Output.from_input(args.canary_alarm_arn).apply(lambda arn: iam.statement(
-            ["cloudwatch:DescribeAlarms"], [arn], sid="ReadTheCanaryAlarm",
-        )),
-        arming_arn.apply(lambda arn: iam.statement(
-            ["ssm:GetParameter", "ssm:PutParameter"], [arn], sid="ReadAndArmTheArmingParameter",
-        )),
+        ),
+        iam.statement_on(["route53:ListResourceRecordSets"], zone_arn, sid="ReadTheZone"),
+        iam.statement_on(["route53:GetHealthCheckStatus"], health_check_arn,
+                         sid="ReadTheHealthCheck"),
+        iam.statement_on(["cloudwatch:DescribeAlarms"], args.canary_alarm_arn,
+                         sid="ReadTheCanaryAlarm"),
+        iam.statement_on(["ssm:GetParameter", "ssm:PutParameter"], arming_arn,
+                         sid="ReadAndArmTheArmingParameter"),
         # Reading metric data (replica lag) supports no resource-level permissions
         # (Service Authorization Reference, Amazon CloudWatch), so it takes "*". The
         # promoter calls GetMetricStatistics only; nothing else is granted on "*".
         iam.statement(["cloudwatch:GetMetricStatistics"], ["*"], sid="ReadReplicaLag"),
-        topic_arn.apply(lambda arn: iam.statement(["sns:Publish"], [arn],
-                                                  sid="PublishDecisions")),
+        iam.statement_on(["sns:Publish"], topic_arn, sid="PublishDecisions"),
         # The events topic is encrypted: publishing needs a data key from its key.
-        pulumi.Output.from_input(args.kms_key_arn).apply(lambda arn: iam.statement(
-            ["kms:GenerateDataKey*", "kms:Decrypt"], [arn], sid="UseTheEventsTopicKey",
-        )),
+        iam.statement_on(["kms:GenerateDataKey*", "kms:Decrypt"], args.kms_key_arn,
+                         sid="UseTheEventsTopicKey"),
     ]

@@ -81,13 +81,13 @@ class FailoverFunction(pulumi.ComponentResource):
             assume_role_policy=iam.assume_role_policy("lambda.amazonaws.com"),
             opts=child,
         )
-        log_arns = self.log_group.arn.apply(lambda arn: [arn, f"{arn}:*"])
         policy = aws.iam.RolePolicy(
             namer.logical(args.base, "policy"),
             role=self.role.id,
             policy=iam.policy_document([
-                log_arns.apply(lambda arns: iam.statement(
-                    ["logs:CreateLogStream", "logs:PutLogEvents"], arns, sid="WriteOwnLogGroup",
+                self.log_group.arn.apply(lambda arn: iam.statement(
+                    ["logs:CreateLogStream", "logs:PutLogEvents"], [arn, f"{arn}:*"],
+                    sid="WriteOwnLogGroup",
                 )),
                 *args.policy_statements,
             ]),

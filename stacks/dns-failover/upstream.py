@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 
+from shared.components import gated
 from shared.config import CommonSettings
 from shared.contract import LayerReference, NetworkOutputs, PrimaryDbOutputs, SecondaryDbOutputs
 
@@ -90,9 +91,7 @@ def read_upstream(common: CommonSettings) -> UpstreamOutputs:
 
 def _in_region(ref: LayerReference, key: str, region_key: str, region: str) -> pulumi.Output[Any]:
     """``key`` from ``ref``, available only once ``region_key`` matched ``region``."""
-    return pulumi.Output.all(ref.require(key), ref.require_matching(region_key, region)).apply(
-        lambda v: v[0]
-    )
+    return gated(ref.require_matching(region_key, region), ref.require(key))
 
 
 def _flag(value: Any) -> bool:

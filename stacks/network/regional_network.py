@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from shared.components.postgres import POSTGRES_PORT
 from shared.naming import Namer
-
-POSTGRES_PORT = 5432
 
 
 def flow_log_group_name(namer: Namer, role: str) -> str:
@@ -28,7 +27,7 @@ class RegionalNetworkArgs:
     flow_logs_role_arn: pulumi.Input[str]
     namer: Namer
     # The role's permissions: a flow log created before them fails its first deliveries.
-    flow_logs_permissions: pulumi.Resource | None = None
+    flow_logs_permissions: pulumi.Resource
 
 
 class RegionalNetwork(pulumi.ComponentResource):
@@ -136,7 +135,7 @@ class RegionalNetwork(pulumi.ComponentResource):
             max_aggregation_interval=60,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[args.flow_logs_permissions] if args.flow_logs_permissions else [],
+                depends_on=[args.flow_logs_permissions],
             ),
         )
 
