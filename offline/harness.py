@@ -129,6 +129,8 @@ class SyntheticBackend:
         self.master_secret = dict(master_secret or {
             "username": "dbadmin", "password": "offline-plan-placeholder-password",
         })
+        # Instances an invoke reports as standalone (promoted outside Pulumi).
+        self.promoted_instances: set[str] = set()
 
     # ---------------------------------------------------------------- resources
     def create(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
@@ -263,6 +265,14 @@ class SyntheticBackend:
             name = args.get("name") or args.get("arn")
             return {"id": self._secret_arn(name, region), "arn": self._secret_arn(name, region),
                     "name": name}
+        if token == "aws:rds/getInstance:getInstance":
+            # The replica's live state, as the dns-failover layer reads it: a replica unless
+            # the caller says this deployment's replica stands alone.
+            identifier = args.get("dbInstanceIdentifier")
+            source = f"arn:aws:rds:offline:{self.account_id}:db:source"
+            return {"id": identifier, "dbInstanceIdentifier": identifier,
+                    "replicateSourceDb": "" if identifier in self.promoted_instances else source,
+                    "dbInstanceArn": f"arn:aws:rds:{region}:{self.account_id}:db:{identifier}"}
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"id": "offline", "json": policy_document_json(args)}
         raise NotImplementedError(

@@ -305,6 +305,14 @@ class MotoBackend:
                         "description": secret.get("Description", ""),
                         "kmsKeyId": secret.get("KmsKeyId", ""), "tags": {
                             t["Key"]: t["Value"] for t in secret.get("Tags", [])}}
+            if token == "aws:rds/getInstance:getInstance":
+                identifier = args.get("dbInstanceIdentifier")
+                db = self.client("rds", region).describe_db_instances(
+                    DBInstanceIdentifier=identifier)["DBInstances"][0]
+                return {"id": identifier, "dbInstanceIdentifier": identifier,
+                        "dbInstanceArn": db["DBInstanceArn"], "address": db["Endpoint"]["Address"],
+                        "dbInstanceStatus": db["DBInstanceStatus"],
+                        "replicateSourceDb": db.get("ReadReplicaSourceDBInstanceIdentifier") or ""}
             if token == "aws:iam/getPolicyDocument:getPolicyDocument":
                 # Rendered locally by the provider too; no AWS call involved.
                 return {"id": "policy", "json": policy_document_json(args)}
@@ -1271,6 +1279,38 @@ def _ssm_parameter(b: MotoBackend, r: ResourceRecord, region: str):
     arn = _arn(b, "ssm", region, f"parameter/{name.lstrip('/')}")
     out = dict(i, id=name, name=name, arn=arn, version=answer.get("Version", 1))
     return name, out, lambda: _tolerant(lambda: ssm.delete_parameter(Name=name), name)
+
+
+# =========================================================================== DynamoDB
+
+
+@handles("aws:dynamodb/table:Table")
+def _dynamodb_table(b: MotoBackend, r: ResourceRecord, region: str):
+    ddb = b.client("dynamodb", region)
+    i = plain(r.inputs)
+    name = _autoname(r)
+    keys = [{"AttributeName": i["hashKey"], "KeyType": "HASH"}]
+    if _get(i, "rangeKey"):
+        keys.append({"AttributeName": i["rangeKey"], "KeyType": "RANGE"})
+    sse = _get(i, "serverSideEncryption") or {}
+    table = ddb.create_table(
+        TableName=name, KeySchema=keys, BillingMode=_get(i, "billingMode", "PROVISIONED"),
+        AttributeDefinitions=[{"AttributeName": a["name"], "AttributeType": a["type"]}
+                              for a in _get(i, "attributes", [])],
+        **_drop_none(
+            SSESpecification=({"Enabled": True, "SSEType": "KMS",
+                               **_drop_none(KMSMasterKeyId=_get(sse, "kmsKeyArn"))}
+                              if _get(sse, "enabled") else None),
+            DeletionProtectionEnabled=_get(i, "deletionProtectionEnabled"),
+            Tags=_tag_list(r.effective_tags) or None,
+        ),
+    )["TableDescription"]
+    # Like the provider: point-in-time recovery is a separate call after the create.
+    if (_get(i, "pointInTimeRecovery") or {}).get("enabled"):
+        ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+            "PointInTimeRecoveryEnabled": True})
+    out = dict(i, id=name, name=name, arn=table["TableArn"])
+    return name, out, lambda: _tolerant(lambda: ddb.delete_table(TableName=name), name)
 
 
 # =========================================================================== Route 53

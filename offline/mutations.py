@@ -123,6 +123,14 @@ def _canary_alarm_unwired(out: Mapping[str, Any]) -> tuple[Revert, dict[str, Any
     return (lambda: cloudwatch.put_metric_alarm(**original)), {}
 
 
+def _fence_alarm_on_another_metric(out: Mapping[str, Any]) -> tuple[Revert, dict[str, Any]]:
+    cloudwatch = _client("cloudwatch", out["replicaRegion"])
+    alarm = cloudwatch.describe_alarms(AlarmNames=[out["fenceAlarmName"]])["MetricAlarms"][0]
+    original = {k: alarm[k] for k in _ALARM_KEYS if alarm.get(k) not in (None, [])}
+    cloudwatch.put_metric_alarm(**{**original, "MetricName": "SomethingElse"})
+    return (lambda: cloudwatch.put_metric_alarm(**original)), {}
+
+
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation("replica made from the wrong source",
              f"{_DB_TESTS}::test_replica_replicates_from_the_primary_arn_across_regions",
@@ -138,6 +146,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("canary alarm not wired to its topic",
              f"{_DNS_TESTS}::test_canary_alarm_watches_the_canary_and_notifies_its_topic",
              _canary_alarm_unwired),
+    Mutation("writer fence alarm on another metric than the promoter publishes",
+             f"{_DNS_TESTS}::test_fence_alarm_follows_the_promoters_metric_in_the_secondary_region",
+             _fence_alarm_on_another_metric),
 )
 
 

@@ -9,7 +9,8 @@ layer reading the outputs the previous ones exported. The plan then
 
 - prints per layer the resource counts by type, the settings that matter
   (engine, instance class, Multi-AZ, encryption, regions...), the exported
-  outputs (secrets masked) and, for the failover layer, the detection budget;
+  outputs (secrets masked) and, for the failover layer, the worst case of each failure
+  path, step by step;
 - writes every resource (type, name, region, provider, inputs with secrets
   masked) to ``plan-out/plan-<suffix>.json``;
 - evaluates every policy rule of ``policy.rules`` (the ones the CrossGuard
@@ -44,7 +45,7 @@ from offline.harness import REPO_ROOT, LayerRun, ResourceRecord, SyntheticBacken
 from policy import rules
 from policy.props import is_secret_wrapper, to_plain
 from shared import config as cfg
-from shared.contract import EXPORTS, LAYERS
+from shared.contract import EXPORTS, LAYERS, FailoverOutputs
 
 DEFAULT_OUT_DIR = REPO_ROOT / "plan-out"
 MASK = "[secret]"
@@ -384,7 +385,7 @@ def render(plan: Plan, plan_path: Path | None = None, elapsed: float | None = No
             shown = MASK if key in run.secret_exports else mask(value, plan.secrets)
             lines.append(f"    {key} = {_short(shown)}")
         if layer == "dns-failover":
-            lines += _budget_lines(plan, run)
+            lines += _timing_lines(plan, run)
     lines.append("")
     if plan.contract_problems:
         lines.append("output contract (shared/contract.py):")
@@ -419,18 +420,25 @@ def _group_waived(findings: Sequence[rules.Finding]) -> dict[tuple[str, str], li
     return grouped
 
 
-def _budget_lines(plan: Plan, run: LayerRun) -> list[str]:
+def _timing_lines(plan: Plan, run: LayerRun) -> list[str]:
+    """Each failure path's worst case, step by step (the RUNBOOK's timing tables)."""
     config = {**plan.config, **plan.layer_config.get("dns-failover", {})}
     settings = cfg.load_failover_settings(cfg.DictSource(config, stack=plan.stack))
-    exported = run.exports.get("detectionBudgetSeconds")
-    return [
-        "  failover detection budget:",
-        f"    alarm on {settings.alarm_datapoints} of {settings.alarm_periods} one-minute periods, "
-        f"record TTL {settings.record_ttl_seconds} s, automation {settings.automation_mode}",
-        f"    worst case until DNS has moved and the promoter has acted: "
-        f"{settings.detection_budget_seconds} s (exported: {exported}); promotion itself "
-        "takes minutes on top (RUNBOOK.md)",
+    lines = [
+        "  failover timing (worst case until the promoter calls PromoteReadReplica):",
+        f"    canary alarm {settings.alarm_datapoints} of {settings.alarm_periods} one-minute periods, "
+        f"automation {settings.automation_mode}; promotion itself takes minutes on top (RUNBOOK.md)",
     ]
+    for title, path, output in (
+        ("instance failure, region reachable", settings.instance_failure_path,
+         FailoverOutputs.INSTANCE_FAILURE_WORST_CASE_SECONDS),
+        ("whole-region outage", settings.region_outage_path,
+         FailoverOutputs.REGION_OUTAGE_WORST_CASE_SECONDS),
+    ):
+        total = sum(step.seconds for step in path)
+        lines.append(f"    {title}: {total} s (exported {output} = {run.exports.get(output)})")
+        lines += [f"      {step.seconds:4d} s  {step.step}" for step in path]
+    return lines
 
 
 # --------------------------------------------------------------------------- command line

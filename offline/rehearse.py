@@ -13,12 +13,16 @@
 5. runs the integration tests (``tests/integration``) against the emulator;
 6. breaks the deployment on purpose, one mutation at a time
    (``offline.mutations``), and checks that the test meant to catch each fails;
-7. runs the failover drill;
-8. destroys the layers in reverse order and checks that nothing of the
-   deployment is left in the emulator;
+7. runs the regional-outage drill (the emulator refuses every call to the
+   primary region and to Route 53's control plane), and destroys the layers in
+   reverse order;
+8. deploys again and runs the instance-failure drill, then destroys the layers
+   again and checks that nothing of either deployment is left;
 9. prints what was deployed, what was not emulated (by name), the test,
-   mutation and drill results, the teardown and the time of every phase.
+   mutation and drill results, the teardown and the time of every phase, and
+   writes the same report as JSON (``rehearse-out/report-<suffix>.json``).
 
+Each drill promotes the replica (one-way), so each gets a deployment of its own.
 It exits non-zero when any step fails. Nothing here reaches AWS.
 """
 
@@ -52,8 +56,17 @@ from shared.config import (
 from shared.contract import LAYERS, stack_reference_name
 
 DEFAULT_OUTPUTS = REPO_ROOT / "cfn-outputs" / "flat-outputs.json"
+REPORT_DIR = REPO_ROOT / "rehearse-out"
 INTEGRATION_DIR = REPO_ROOT / "tests" / "integration"
 DRILL_TEST = INTEGRATION_DIR / "test_failover_drill.py"
+# (drill, test): each runs on a deployment of its own, in this order. The regional outage
+# comes first, on the deployment the integration tests ran on: the emulator keeps metric
+# data across deployments of the same names, and the canary failures the other drill plays
+# would still count in the minutes Route 53's view is read for (it sums a minute's data).
+DRILLS = (
+    ("regional outage", f"{DRILL_TEST}::test_regional_outage_drill"),
+    ("instance failure", f"{DRILL_TEST}::test_failover_drill"),
+)
 # The integration tests' marker for checks only real AWS can answer; a skip with any
 # other reason fails the rehearsal (a skipped test must not pass for a green one).
 REAL_AWS_ONLY_PREFIX = "real AWS only"
@@ -79,6 +92,20 @@ class PytestRun:
 
 
 @dataclass
+class DrillResult:
+    name: str
+    test: str
+    run: PytestRun | None = None
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    corrections: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # calls the played outage refused
+
+    @property
+    def ok(self) -> bool:
+        return self.run is not None and self.run.ok
+
+
+@dataclass
 class Report:
     suffix: str
     regions: tuple[str, str]
@@ -87,9 +114,7 @@ class Report:
     not_emulated: list[str] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
     tests: PytestRun | None = None
-    drill: PytestRun | None = None
-    drill_phases: list[tuple[str, float]] = field(default_factory=list)
-    drill_corrections: list[str] = field(default_factory=list)
+    drills: list[DrillResult] = field(default_factory=list)
     mutations: list[tuple[str, str, bool]] = field(default_factory=list)
     teardown: dict[str, dict[str, Any]] = field(default_factory=dict)
     left: dict[str, list[str]] = field(default_factory=dict)
@@ -161,34 +186,53 @@ def run_pytest(args: list[str], env: dict[str, str]) -> PytestRun:
     return result
 
 
-def deploy(report: Report, backend: Any, config: dict[str, Any], stack: str) -> dict[str, LayerRun]:
+def deploy(report: Report, backend: Any, config: dict[str, Any], stack: str, label: str
+           ) -> dict[str, LayerRun]:
     runs: dict[str, LayerRun] = {}
     upstream: dict[str, dict[str, Any]] = {}
     common = load_common(DictSource(config, stack=stack))
     for layer in LAYERS:
         try:
-            with report.phase(f"deploy {layer}"):
+            with report.phase(f"deploy {layer} ({label})"):
                 run = run_layer(layer, config, stack=stack, upstream=upstream, backend=backend)
         finally:
             counts: dict[str, int] = {}
             for item in backend.created_in(layer):
                 counts[item.type] = counts.get(item.type, 0) + 1
             if counts:
-                report.deployed[layer] = dict(sorted(counts.items()))
+                report.deployed.setdefault(layer, dict(sorted(counts.items())))
         runs[layer] = run
         upstream[stack_reference_name(common, layer)] = run.exports
     return runs
 
 
-def teardown(report: Report, backend: Any) -> None:
+def teardown(report: Report, backend: Any, label: str) -> None:
     for layer in reversed(LAYERS):
-        with report.phase(f"destroy {layer}"):
+        with report.phase(f"destroy {layer} ({label})"):
             result = backend.destroy_layer(layer)
-        report.teardown[layer] = {
-            "deleted": len(result.deleted), "already_gone": len(result.already_gone),
-            "released": result.released, "errors": result.errors,
-        }
-        report.failures.extend(f"teardown of {layer}: {e}" for e in result.errors)
+        totals = report.teardown.setdefault(layer, {"deleted": 0, "already_gone": 0, "released": [],
+                                                    "errors": []})
+        totals["deleted"] += len(result.deleted)
+        totals["already_gone"] += len(result.already_gone)
+        totals["released"] += result.released
+        totals["errors"] += result.errors
+        report.failures.extend(f"teardown of {layer} ({label}): {e}" for e in result.errors)
+
+
+def run_drill(report: Report, drill: DrillResult, env: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="rehearsal-drill-") as tmp:
+        path = Path(tmp) / "drill.json"
+        with report.phase(f"{drill.name} drill"):
+            drill_env = dict(env, RUN_FAILOVER_DRILL="1", DRILL_REPORT_PATH=str(path))
+            drill.run = run_pytest([drill.test], drill_env)
+        if path.exists():
+            drilled = json.loads(path.read_text())
+            drill.phases = [tuple(p) for p in drilled["phases"]]
+            drill.corrections = list(drilled.get("corrections", []))
+            drill.refused = list(drilled.get("refused", []))
+    report.drills.append(drill)
+    if not drill.ok:
+        report.failures.append(f"{drill.name} drill")
 
 
 def check_tests_bite(report: Report, outputs: dict[str, Any], env: dict[str, str]) -> None:
@@ -231,56 +275,48 @@ def rehearse(suffix: str, primary: str, secondary: str, outputs_path: Path,
         backup.write_bytes(previous_outputs)
     secret_id = None
     baseline: dict[str, set[str]] = {}
+    deployed_label: str | None = None  # the deployment standing now, if any
     try:
         with report.phase("seed operator prerequisites"):
             # What the emulator holds before the deployment (default VPCs and the like).
             baseline = inventory(emulator.endpoint_url, (primary, secondary))
             secret_id = seed_master_secret(config, stack)
 
-        deployed = False
-        try:
-            runs = deploy(report, backend, config, stack)
-            deployed = True
-        except Exception as exc:  # reported; the teardown below still runs
-            report.failures.append(f"deploy: {type(exc).__name__}: {exc}")
-            runs = {}
-        report.not_emulated = [f"{n.layer}: {n.type} '{n.name}' ({n.reason})"
-                               for n in backend.not_emulated]
-        report.not_emulated += [f"invoke {token} in {region} (answered synthetically)"
-                                for token, region in backend.not_emulated_invokes]
-
-        if deployed:
-            with report.phase("write outputs"):
+        test_env = dict(os.environ, AWS_EMULATOR="moto", FLAT_OUTPUTS_PATH=str(outputs_path))
+        test_env.pop("RUN_FAILOVER_DRILL", None)
+        for number, (drill_name, drill_test) in enumerate(DRILLS, start=1):
+            deployed_label = f"deployment {number}"
+            try:
+                runs = deploy(report, backend, config, stack, deployed_label)
+            except Exception as exc:  # reported; the teardown below still runs
+                report.failures.append(f"deploy ({deployed_label}): {type(exc).__name__}: {exc}")
+                break
+            with report.phase(f"write outputs ({deployed_label})"):
                 write_flat_outputs(layer_outputs(runs), outputs_path)
 
-            test_env = dict(os.environ, AWS_EMULATOR="moto", FLAT_OUTPUTS_PATH=str(outputs_path))
-            test_env.pop("RUN_FAILOVER_DRILL", None)
-            with report.phase("integration tests"):
-                report.tests = run_pytest([str(INTEGRATION_DIR), "-m", "not destructive"], test_env)
-            if not report.tests.ok:
-                report.failures.append("integration tests")
+            if number == 1:
+                with report.phase("integration tests"):
+                    report.tests = run_pytest([str(INTEGRATION_DIR), "-m", "not destructive"], test_env)
+                if not report.tests.ok:
+                    report.failures.append("integration tests")
+                if check_mutations and report.tests.ok:
+                    with report.phase("mutation checks (tests must fail on a wrong deployment)"):
+                        check_tests_bite(report, json.loads(outputs_path.read_text()), test_env)
 
-            if check_mutations and report.tests.ok:
-                with report.phase("mutation checks (tests must fail on a wrong deployment)"):
-                    check_tests_bite(report, json.loads(outputs_path.read_text()), test_env)
-
-            with tempfile.TemporaryDirectory(prefix="rehearsal-drill-") as tmp:
-                drill_report = Path(tmp) / "drill.json"
-                drill_env = dict(test_env, RUN_FAILOVER_DRILL="1", DRILL_REPORT_PATH=str(drill_report))
-                with report.phase("failover drill"):
-                    report.drill = run_pytest([str(DRILL_TEST)], drill_env)
-                if drill_report.exists():
-                    drilled = json.loads(drill_report.read_text())
-                    report.drill_phases = [tuple(p) for p in drilled["phases"]]
-                    report.drill_corrections = list(drilled.get("corrections", []))
-            if not report.drill.ok:
-                report.failures.append("failover drill")
+            run_drill(report, DrillResult(drill_name, drill_test), test_env)
+            teardown(report, backend, deployed_label)
+            deployed_label = None
+        report.not_emulated = sorted({f"{n.layer}: {n.type} '{n.name}' ({n.reason})"
+                                      for n in backend.not_emulated})
+        report.not_emulated += [f"invoke {token} in {region} (answered synthetically)"
+                                for token, region in sorted(set(backend.not_emulated_invokes))]
 
     except Exception as exc:  # e.g. a test run that timed out: reported, and torn down below
         report.failures.append(f"{type(exc).__name__}: {exc}")
     finally:
         report.corrections = list(backend.corrections)
-        teardown(report, backend)
+        if deployed_label:
+            teardown(report, backend, deployed_label)
         with report.phase("verify nothing is left"):
             try:
                 if secret_id:
@@ -355,15 +391,19 @@ def render(report: Report) -> str:
         lines.append("Mutation checks (a deliberately wrong deployment must fail its test):")
         lines.extend(f"  {'caught' if caught else 'NOT CAUGHT'}: {name} -> {test}"
                      for name, test, caught in report.mutations)
-    lines.extend(_render_tests("Failover drill", report.drill))
-    if report.drill_phases:
-        lines.append("  drill phases:")
-        lines.extend(f"    {_seconds(sec)}  {name}" for name, sec in report.drill_phases)
-    if report.drill_corrections:
-        lines.append("  emulator answers the drill corrected to documented AWS behaviour:")
-        lines.extend(f"    - {c}" for c in report.drill_corrections)
+    for drill in report.drills:
+        lines.extend(_render_tests(f"Failover drill: {drill.name} ({drill.test.rsplit('::', 1)[-1]})",
+                                   drill.run))
+        if drill.phases:
+            lines.append("  drill phases:")
+            lines.extend(f"    {_seconds(sec)}  {name}" for name, sec in drill.phases)
+        if drill.refused:
+            lines.append("  calls the played outage refused: " + ", ".join(drill.refused))
+        if drill.corrections:
+            lines.append("  emulator answers the drill corrected to documented AWS behaviour:")
+            lines.extend(f"    - {c}" for c in drill.corrections)
     lines.append("")
-    lines.append("Teardown (reverse layer order):")
+    lines.append("Teardown (reverse layer order, both deployments):")
     for layer in reversed(LAYERS):
         t = report.teardown.get(layer)
         if t is None:
@@ -403,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the flat outputs (default: %(default)s)")
     parser.add_argument("--keep-outputs", action="store_true",
                         help="keep the outputs file after the teardown")
-    parser.add_argument("--report-json", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--report-json", type=Path,
+                        help="where to write the report as JSON (default: rehearse-out/report-<suffix>.json)")
     parser.add_argument("--skip-mutation-checks", action="store_true",
                         help="do not break the deployment on purpose to prove the tests catch it")
     args = parser.parse_args(argv)
@@ -413,8 +454,10 @@ def main(argv: list[str] | None = None) -> int:
                       check_mutations=not args.skip_mutation_checks)
     print(render(report))
     print(f"(wall clock {time.perf_counter() - started:.1f}s)")
-    if args.report_json:
-        args.report_json.write_text(json.dumps(_as_json(report), indent=2, default=str))
+    report_path = args.report_json or REPORT_DIR / f"report-{args.suffix}.json"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(_as_json(report), indent=2, default=str))
+    print(f"report written to {report_path}")
     return 1 if report.failures else 0
 
 
@@ -428,8 +471,9 @@ def _as_json(report: Report) -> dict[str, Any]:
         "suffix": report.suffix, "regions": report.regions, "phases": report.phases,
         "deployed": report.deployed, "not_emulated": report.not_emulated,
         "corrections": report.corrections, "tests": result(report.tests),
-        "drill": result(report.drill), "drill_phases": report.drill_phases,
-        "drill_corrections": report.drill_corrections,
+        "drills": [{"name": d.name, "test": d.test, "result": "passed" if d.ok else "failed",
+                    "pytest": result(d.run), "phases": d.phases, "corrections": d.corrections,
+                    "refused": d.refused} for d in report.drills],
         "mutations": report.mutations,
         "teardown": report.teardown, "left": report.left,
         "kms_pending_deletion": report.kms_pending_deletion, "failures": report.failures,

@@ -49,16 +49,23 @@ AUTOMATION_MODES = ("automatic", "manual", "dry-run")
 # only (Route 53 API Reference, AlarmIdentifier), so one minute is the finest period.
 ALARM_PERIOD_SECONDS = 60
 ALARM_EVALUATION_DELAY_SECONDS = 60
+# An estimate: AWS publishes no figure for how soon an alarm-based check follows its alarm.
 ROUTE53_ALARM_PICKUP_SECONDS = 30
 PROMOTER_SCHEDULE_SECONDS = 60
-# A promoter run reads its evidence in parallel, then may promote, fence and publish: its
-# Lambda timeout covers this many worst-case AWS calls (see the promoter's docstring).
-PROMOTER_CALLS_PER_RUN = 5
+# The replica canary resolves witness.<zone> once a minute (its schedule).
+WITNESS_RELAY_SECONDS = 60
+# A promoter run reads its evidence in parallel, then may arm, claim the ledger, promote,
+# settle the ledger, publish the fence metric, stop the old primary and notify: its Lambda
+# timeout covers this many worst-case AWS calls (see the promoter's docstring).
+PROMOTER_CALLS_PER_RUN = 8
 PROMOTER_MIN_TIMEOUT_SECONDS = 60
 # Each promoter call may try for at most this long in total before giving up.
 PROMOTER_MAX_CALL_SECONDS = 60
-# "writer." is the longest label the failover layer puts in front of the zone name.
-_RECORD_PREFIX_LENGTH = len("writer.")
+# A run's claim on the failover ledger outlives the run by this much before another run
+# may take it over (the run may still be waiting for RDS's answer at its timeout).
+CLAIM_LEASE_MARGIN_SECONDS = 60
+# "witness." is the longest label the failover layer puts in front of the zone name.
+_RECORD_PREFIX_LENGTH = len("witness.")
 
 _SUFFIX_RE = re.compile(r"^[a-z0-9-]+$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -634,6 +641,15 @@ def _promoter_call_seconds(max_attempts: int, api_timeout_seconds: int) -> int:
 
 
 @dataclass(frozen=True)
+class TimingStep:
+    """One step of a failover path: its worst case and why (RUNBOOK.md's timing tables)."""
+
+    step: str
+    seconds: int
+    why: str
+
+
+@dataclass(frozen=True)
 class FailoverSettings:
     common: CommonSettings
     zone_name: str
@@ -651,9 +667,12 @@ class FailoverSettings:
     recovery_grace_minutes: int
     # Reserve one concurrent execution for the promoter so its triggers take turns. Lambda
     # keeps at least 10 executions unreserved per account, so an account whose concurrency
-    # quota is still 10 (new accounts) cannot reserve any: turn this off there; the
-    # promoter's own idempotency (InvalidDBInstanceState, the fence check) remains.
+    # quota is still 10 (new accounts) cannot reserve any: turn this off there. Exactly one
+    # promotion per failover does not depend on it (the promoter's ledger guarantees that).
     serialize_promoter_runs: bool
+    # Above this RPO estimate (seconds) automatic mode waits for a person; None: the
+    # secondary-db layer's replicaLagThresholdSeconds (read from its stack).
+    max_promotion_lag_seconds: int | None
 
     @property
     def recovery_grace_seconds(self) -> int:
@@ -671,33 +690,73 @@ class FailoverSettings:
                    PROMOTER_CALLS_PER_RUN * self.promoter_call_seconds + 10)
 
     @property
-    def detection_budget_seconds(self) -> int:
-        """Worst case from the primary failing until DNS has moved and the promoter has acted.
+    def claim_lease_seconds(self) -> int:
+        """How long a promoter run's claim on a failover stands before another may take it."""
+        return self.promoter_timeout_seconds + CLAIM_LEASE_MARGIN_SECONDS
 
-        - The alarm itself goes off after M breaching one-minute datapoints (M of the last
-          N), but the health check is what moves DNS and gates the promoter, and Route 53
-          keeps only the alarm's period, evaluation periods, statistic and threshold
-          (Route 53 API Reference, CloudWatchAlarmConfiguration: no DatapointsToAlarm). It
-          may therefore need all N periods to breach, so N bounds the budget. In the worst
-          alignment the failure starts just after a successful probe, whose period still
-          reports healthy: (N + 1) periods.
-        - Lambda metrics land and CloudWatch evaluates the alarm about once a minute.
-        - Route 53 reflects the alarm in the health check: about 30 s (an estimate; AWS
-          documents no figure for alarm-based checks).
-        - Then, in parallel, resolvers drop the cached answer within one TTL and the
-          promoter's one-minute schedule fires (the alarm notification can arrive before
-          Route 53 reports the check unhealthy, so the schedule is the bound).
-        This is the budget of a primary that does NOT recover by itself (instance failed,
-        unreachable, region down). While RDS reports the reachable primary as recovering in
-        place (rebooting, Multi-AZ failover, maintenance...), the promoter holds until the
-        canary alarm has been in ALARM for ``recovery_grace_seconds``: DNS still moves at this
-        budget, promotion comes at most that grace later. Promotion itself (minutes, RDS User
-        Guide) comes on top: see RUNBOOK.md.
-        """
-        failing_periods = (self.alarm_periods + 1) * ALARM_PERIOD_SECONDS
-        return failing_periods + ALARM_EVALUATION_DELAY_SECONDS + ROUTE53_ALARM_PICKUP_SECONDS + max(
-            self.record_ttl_seconds, PROMOTER_SCHEDULE_SECONDS
+    def _promoter_run(self) -> TimingStep:
+        return TimingStep(
+            "promoter run decides and calls PromoteReadReplica",
+            PROMOTER_SCHEDULE_SECONDS + self.promoter_call_seconds,
+            f"its one-minute schedule (the alarm notification usually comes sooner), then its "
+            f"parallel reads: one bounded call, {self.promoter_max_attempts} x 2 x "
+            f"{self.promoter_api_timeout_seconds} s + 1 s, when the primary region hangs",
         )
+
+    @property
+    def instance_failure_path(self) -> tuple[TimingStep, ...]:
+        """Worst case from an instance failure (region reachable) to the promotion call.
+
+        Two sources: the canary alarm, read in the primary region, and RDS reporting the
+        instance failed (status failed, storage-full, incompatible-*...), which RDS does
+        while the canary counts its failing minutes.
+        """
+        return (
+            TimingStep("canary failing minutes", (self.alarm_datapoints + 1) * ALARM_PERIOD_SECONDS,
+                       "the failure can start just after a good probe, which still counts; the "
+                       "alarm needs M failing minutes (alarmDatapointsToAlarm)"),
+            TimingStep("alarm evaluation", ALARM_EVALUATION_DELAY_SECONDS,
+                       "Lambda sends its metrics every minute and CloudWatch evaluates the alarm "
+                       "about once a minute"),
+            self._promoter_run(),
+        )
+
+    @property
+    def region_outage_path(self) -> tuple[TimingStep, ...]:
+        """Worst case from a whole-region outage to the promotion call.
+
+        The first promoter run after the outage sees that no primary-region API answers
+        (link). The second source is the canary as Route 53 sees it from outside both
+        regions (the witness): the canary's data stops, the alarm-based health check turns
+        unhealthy (no data counts as unhealthy), the replica canary sees Route 53 answer
+        witness.<zone> with its SECONDARY member and logs it in the secondary region.
+        """
+        return (
+            TimingStep("canary data missing", (self.alarm_periods + 1) * ALARM_PERIOD_SECONDS,
+                       "Route 53 keeps the alarm's N periods (alarmEvaluationPeriods), not M, and "
+                       "the minute of the last good probe still counts"),
+            TimingStep("alarm evaluation", ALARM_EVALUATION_DELAY_SECONDS,
+                       "metrics land and are evaluated about once a minute"),
+            TimingStep("Route 53 takes up the alarm", ROUTE53_ALARM_PICKUP_SECONDS,
+                       "an estimate: AWS publishes no figure for alarm-based health checks"),
+            TimingStep("replica canary relays the witness", WITNESS_RELAY_SECONDS,
+                       "it resolves witness.<zone> once a minute and logs the answer in the "
+                       "secondary region"),
+            self._promoter_run(),
+        )
+
+    @property
+    def instance_failure_worst_case_seconds(self) -> int:
+        return sum(step.seconds for step in self.instance_failure_path)
+
+    @property
+    def region_outage_worst_case_seconds(self) -> int:
+        return sum(step.seconds for step in self.region_outage_path)
+
+    @property
+    def witness_delay_seconds(self) -> int:
+        """How long after a regional outage Route 53's view still reads "healthy"."""
+        return sum(step.seconds for step in self.region_outage_path[:-1])
 
 
 def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettings:
@@ -707,7 +766,7 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
         "zoneName", _string(source, "zoneName", f"db-{common.environment_suffix}.internal")
     )
     ttl = _integer(source, "recordTtlSeconds", 30, 1, 60)
-    periods = _integer(source, "alarmEvaluationPeriods", 3, 1, 10)
+    periods = _integer(source, "alarmEvaluationPeriods", 2, 1, 10)
     datapoints = _integer(source, "alarmDatapointsToAlarm", 2, 1, 10)
     if datapoints > periods:
         raise ConfigError(
@@ -717,7 +776,7 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
     if len(zone) + _RECORD_PREFIX_LENGTH > 253:
         raise ConfigError(
             "zoneName", f"must be at most {253 - _RECORD_PREFIX_LENGTH} characters so "
-            "'writer.<zone>' stays a valid DNS name", zone,
+            "'witness.<zone>' stays a valid DNS name", zone,
         )
     if not _carries_suffix(zone, common.environment_suffix):
         # Names carry the suffix: two deployments in one account must not both claim a
@@ -751,6 +810,8 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
         promoter_max_attempts=attempts,
         recovery_grace_minutes=_integer(source, "recoveryGraceMinutes", 10, 0, 60),
         serialize_promoter_runs=_boolean(source, "serializePromoterRuns", True),
+        # 0: the replica's lag threshold, the RPO the secondary-db layer says is accepted.
+        max_promotion_lag_seconds=_integer(source, "maxAutomaticPromotionLagSeconds", 0, 0, 86400) or None,
     )
 
 

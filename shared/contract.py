@@ -123,6 +123,9 @@ class SecondaryDbOutputs:
     # Automated-backup retention a promotion turns on; the promoter passes the same value,
     # so a promotion by the program and one by the promoter end up alike.
     BACKUP_RETENTION_DAYS_AFTER_PROMOTION = "replicaBackupRetentionDaysAfterPromotion"
+    # The RPO the layer's lag alarm guards; the promoter's automatic-promotion lag guard
+    # defaults to it.
+    LAG_THRESHOLD_SECONDS = "replicaLagThresholdSeconds"
 
     @classmethod
     def all(cls) -> tuple[str, ...]:
@@ -134,10 +137,16 @@ class FailoverOutputs:
     ZONE_NAME = "hostedZoneName"
     WRITER_NAME = "writerRecordName"
     READER_NAME = "readerRecordName"
-    HEALTH_CHECK_ID = "primaryHealthCheckId"
+    # witness.<zone>: Route 53's global verdict on the primary's canary, as a DNS answer.
+    WITNESS_NAME = "witnessRecordName"
+    CANARY_HEALTH_CHECK_ID = "canaryHealthCheckId"
+    WRITER_FENCE_HEALTH_CHECK_ID = "writerFenceHealthCheckId"
     CANARY_ALARM_NAME = "canaryAlarmName"
+    FENCE_ALARM_NAME = "fenceAlarmName"
     CANARY_FUNCTION_NAME = "canaryFunctionName"
     CANARY_FUNCTION_ARN = "canaryFunctionArn"
+    REPLICA_CANARY_FUNCTION_NAME = "replicaCanaryFunctionName"
+    REPLICA_CANARY_LOG_GROUP = "replicaCanaryLogGroupName"
     PROMOTER_FUNCTION_NAME = "promoterFunctionName"
     PROMOTER_FUNCTION_ARN = "promoterFunctionArn"
     CANARY_ALARM_TOPIC_ARN = "canaryAlarmTopicArn"
@@ -145,8 +154,14 @@ class FailoverOutputs:
     # The SSM parameter the promoter arms itself with (secondary region); operators read it,
     # or set it to promote by hand (RUNBOOK.md).
     ARMING_PARAMETER_NAME = "armingParameterName"
+    # The promoter's failover ledger (DynamoDB, secondary region): one item per failover.
+    LEDGER_TABLE_NAME = "failoverLedgerTableName"
+    FENCE_METRIC_NAMESPACE = "fenceMetricNamespace"
     AUTOMATION_MODE = "automationMode"
-    DETECTION_BUDGET_SECONDS = "detectionBudgetSeconds"
+    MAX_PROMOTION_LAG_SECONDS = "maxAutomaticPromotionLagSeconds"
+    # Worst cases, from config, of the two failure paths (RUNBOOK.md, "Timings").
+    INSTANCE_FAILURE_WORST_CASE_SECONDS = "instanceFailureWorstCaseSeconds"
+    REGION_OUTAGE_WORST_CASE_SECONDS = "regionOutageWorstCaseSeconds"
 
     @classmethod
     def all(cls) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ class NameKind(Enum):
     DNS_LABEL = (63, "DNS label")
     # PutParameter Name: 1011 characters counted over the whole parameter ARN, not the bare name
     SSM_PARAMETER = (1011, "SSM parameter name")
+    DYNAMODB_TABLE = (255, "DynamoDB table name")
     TAG_VALUE = (256, "tag value")
     GENERIC = (255, "Name tag")  # names AWS only stores as a Name tag or description
 
@@ -112,16 +113,26 @@ CATALOG: dict[str, NameSpec] = {
         NameSpec("pg-replica-lag", NameKind.CLOUDWATCH_ALARM),
         # dns-failover
         NameSpec("db-canary", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
+        NameSpec("db-replica-canary", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
         NameSpec("db-promoter", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
         NameSpec("db-canary-role", NameKind.IAM_ROLE),
+        NameSpec("db-replica-canary-role", NameKind.IAM_ROLE),
         NameSpec("db-promoter-role", NameKind.IAM_ROLE),
         NameSpec("db-canary-schedule", NameKind.EVENTBRIDGE_RULE),
+        NameSpec("db-replica-canary-schedule", NameKind.EVENTBRIDGE_RULE),
         NameSpec("db-promoter-schedule", NameKind.EVENTBRIDGE_RULE),
         NameSpec("db-canary-alarm", NameKind.SNS_TOPIC),
         NameSpec("db-failover-events", NameKind.SNS_TOPIC),
         NameSpec("db-failover", NameKind.CLOUDWATCH_DASHBOARD),
         NameSpec("db", NameKind.DNS_LABEL),
         NameSpec("db-canary-errors", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("db-replica-canary-errors", NameKind.CLOUDWATCH_ALARM),
+        # Writers fenced onto the replica (the promoter's FailoverFenced metric), and the
+        # Route 53 health check of the writer's PRIMARY member that follows it.
+        NameSpec("db-failover-fenced", NameKind.CLOUDWATCH_ALARM),
+        NameSpec("db-writer-fence", NameKind.GENERIC),  # Route 53 health check Name tag
+        # The promoter's failover ledger (DynamoDB, secondary region).
+        NameSpec("db-failover-ledger", NameKind.DYNAMODB_TABLE),
         NameSpec("db-promoter-errors", NameKind.CLOUDWATCH_ALARM),
         NameSpec("db-primary-health", NameKind.GENERIC),  # Route 53 health check Name tag
         NameSpec("db-promoter-decisions", NameKind.GENERIC),  # log metric filter (512)

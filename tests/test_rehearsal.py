@@ -46,9 +46,18 @@ def test_rehearsal_deploys_tests_drills_and_leaves_nothing(tmp_path):
     tests = report["tests"]
     assert tests["failed"] == [] and len(tests["passed"]) >= 15, tests
     assert all("real AWS only" in why for _, why in tests["skipped"]), tests["skipped"]
-    drilled = [name.rsplit("::", 1)[-1] for name in report["drill"]["passed"]]
-    assert drilled == ["test_failover_drill"], report["drill"]
-    assert [name for name, _ in report["drill_phases"]][-1].startswith("old primary recovers")
+    # Each drill on its own deployment, each with its result.
+    drills = {drill["name"]: drill for drill in report["drills"]}
+    assert list(drills) == ["regional outage", "instance failure"]
+    assert all(drill["result"] == "passed" for drill in drills.values()), report["drills"]
+    outage = drills["regional outage"]
+    assert [name.rsplit("::", 1)[-1] for name in outage["pytest"]["passed"]] == ["test_regional_outage_drill"]
+    assert outage["phases"][-1][0].startswith("the region comes back")
+    # The played outage refused the promoter's calls to the primary region, and nothing
+    # on the failover path tried Route 53's control plane.
+    assert {"DescribeAlarms", "DescribeDBInstances"} <= set(outage["refused"])
+    assert not {"GetHealthCheckStatus", "ChangeResourceRecordSets"} & set(outage["refused"])
+    assert drills["instance failure"]["phases"][-1][0].startswith("old primary recovers")
     for layer in LAYERS:
         assert report["teardown"][layer]["errors"] == []
     # The outputs described a deployment that no longer exists: not left behind.

@@ -1,18 +1,25 @@
-"""DNS-failover layer: the name writers use, the signal that moves it, the hand that promotes.
+"""DNS-failover layer: the names clients use, the evidence that decides, the hand that promotes.
 
-A canary in the primary VPC feeds an alarm; a Route 53 health check follows the alarm and
-steers ``writer.<zone>`` from the primary to the replica; a promoter in the secondary
-region turns the replica into a writable primary and fences writers onto it. RUNBOOK.md
-explains the timings, drills and failback.
+A canary in the primary VPC feeds an alarm that wakes the promoter and that Route 53 follows
+from outside both regions; a canary in the secondary VPC probes the replica and relays what
+Route 53 answers for the witness name; a promoter in the secondary region promotes the
+replica once independent evidence agrees the primary is gone, exactly once, and fences
+writers onto it through a health check on its own metric. Nothing here needs the primary
+region, or Route 53's control plane, to fail over. RUNBOOK.md has the decision table, the
+timings per failure path, the drills and the failback.
 """
 
 import pulumi
-from automated_promotion import DECISIONS_METRIC, Promoter, PromoterArgs, decisions_namespace
+import pulumi_aws as aws
+from automated_promotion import DECISIONS_METRIC, Promoter, PromoterArgs
 from failover_dashboard import FailoverDashboardArgs, failover_dashboard
-from failover_dns import PRIMARY_SET_IDENTIFIER, FailoverDns, FailoverDnsArgs
+from failover_dns import FailoverDns, FailoverDnsArgs
 from health_signal import HealthSignal, HealthSignalArgs
-from upstream import read_upstream
+from replica_canary import ReplicaCanary, ReplicaCanaryArgs
+from upstream import read_upstream, replica_stands_alone
+from writer_fence import FENCE_METRIC, WriterFence, WriterFenceArgs
 
+from shared.components.alerting import AlertTopic, AlertTopicArgs
 from shared.config import load_failover_settings
 from shared.contract import FailoverOutputs
 from shared.providers import regional_providers
@@ -22,8 +29,22 @@ common = settings.common
 namer = common.namer
 upstream = read_upstream(common)
 providers = regional_providers(common, layer="dns-failover", deployment_id=upstream.deployment_id)
+in_primary = pulumi.ResourceOptions(providers=[providers.primary])
+in_secondary = pulumi.ResourceOptions(providers=[providers.secondary])
+# Global (Route 53) resources and the account lookup go through the secondary region's
+# provider, so nothing this layer must change during a primary-region outage needs it.
+account_id = aws.get_caller_identity_output(opts=providers.invoke_opts("secondary")).account_id
 
-# Primary region: is the primary database alive?
+# Secondary region: where every failover message goes (SNS.1: the region's own key).
+events = AlertTopic(
+    namer.logical("failover-events-topic"),
+    AlertTopicArgs(namer=namer, topic_base="db-failover-events",
+                   kms_key_arn=upstream.secondary_kms_key_arn, account_id=account_id,
+                   email=settings.alarm_email, publishers=["cloudwatch.amazonaws.com"]),
+    opts=in_secondary,
+)
+
+# Primary region: is the primary database alive, as seen from its own VPC?
 signal = HealthSignal(
     namer.logical("health-signal"),
     HealthSignalArgs(
@@ -33,26 +54,52 @@ signal = HealthSignal(
         db_host=upstream.primary_address,
         db_port=upstream.primary_port,
         kms_key_arn=upstream.primary_kms_key_arn,
+        account_id=account_id,
     ),
-    opts=pulumi.ResourceOptions(providers=[providers.primary]),
+    opts=in_primary,
 )
 
-# Route 53 (global): where do writers and readers connect? Once the replica is promoted,
-# both members of the writer pair name it, so a later `pulumi up` keeps the fence.
+# Secondary region: the alarm that fences writers once a failover is recorded.
+fence = WriterFence(
+    namer.logical("writer-fence"),
+    WriterFenceArgs(settings=settings, events_topic_arn=events.arn),
+    opts=in_secondary,
+)
+
+# Route 53 (global): writer follows the fence, witness follows the canary, reader the replica.
 dns = FailoverDns(
     namer.logical("failover-dns"),
     FailoverDnsArgs(
         settings=settings,
         primary_vpc_id=upstream.primary_vpc_id,
         secondary_vpc_id=upstream.secondary_vpc_id,
-        writer_primary_target=upstream.writer_primary_target(),
+        writer_primary_target=upstream.writer_primary_target(
+            replica_stands_alone(upstream.replica_identifier, providers.invoke_opts("secondary"))),
         replica_address=upstream.replica_address,
-        health_check_id=signal.health_check.id,
+        canary_alarm=signal.alarm,
+        fence_alarm=fence.alarm,
     ),
-    opts=pulumi.ResourceOptions(providers=[providers.primary]),
+    opts=in_secondary,
 )
 
-# Secondary region: promote the replica and fence writers when the primary is down.
+# Secondary region: is the replica alive, and what does Route 53 say about the canary?
+replica_canary = ReplicaCanary(
+    namer.logical("replica-canary"),
+    ReplicaCanaryArgs(
+        settings=settings,
+        subnet_ids=upstream.replica_canary_subnet_ids,
+        security_group_id=upstream.replica_canary_security_group_id,
+        db_host=upstream.replica_address,
+        db_port=upstream.replica_port,
+        witness_name=dns.witness_name,
+        events_topic_arn=events.arn,
+    ),
+    opts=in_secondary,
+)
+
+# Secondary region: decide, promote exactly once, fence, report.
+max_promotion_lag = (pulumi.Output.from_input(settings.max_promotion_lag_seconds)
+                     if settings.max_promotion_lag_seconds else upstream.replica_lag_threshold_seconds)
 promotion = Promoter(
     namer.logical("promotion"),
     PromoterArgs(
@@ -64,17 +111,19 @@ promotion = Promoter(
         replica_arn=upstream.replica_arn,
         replica_region=upstream.secondary_region,
         backup_retention_days=upstream.backup_retention_days_after_promotion,
+        max_promotion_lag_seconds=max_promotion_lag,
         kms_key_arn=upstream.secondary_kms_key_arn,
-        zone_id=dns.zone.zone_id,
-        writer_name=dns.writer_name,
-        primary_set_identifier=PRIMARY_SET_IDENTIFIER,
-        health_check_id=signal.health_check.id,
+        events_topic_arn=events.arn,
         canary_alarm_name=signal.alarm.name,
         canary_alarm_arn=signal.alarm.arn,
         canary_alarm_topic_arn=signal.alarm_topic.arn,
         canary_alarm_topic_provider=providers.primary,
+        witness_log_group_name=replica_canary.canary.log_group.name,
+        witness_log_group_arn=replica_canary.canary.log_group.arn,
+        metrics_namespace=fence.namespace,
+        fence_metric=FENCE_METRIC,
     ),
-    opts=pulumi.ResourceOptions(providers=[providers.secondary]),
+    opts=in_secondary,
 )
 
 failover_dashboard(
@@ -83,12 +132,14 @@ failover_dashboard(
         primary_region=common.primary_region,
         secondary_region=common.secondary_region,
         canary_function_name=signal.canary.function.name,
+        replica_canary_function_name=replica_canary.canary.function.name,
         promoter_function_name=promotion.promoter.function.name,
-        health_check_id=signal.health_check.id,
         replica_identifier=upstream.replica_identifier,
-        decisions_namespace=decisions_namespace(settings),
+        metrics_namespace=fence.namespace,
         decisions_metric=DECISIONS_METRIC,
-        secondary_alarm_arns=[promotion.stuck_alarm.arn, promotion.errors_alarm.arn],
+        fence_metric=FENCE_METRIC,
+        secondary_alarm_arns=[promotion.stuck_alarm.arn, promotion.errors_alarm.arn,
+                              fence.alarm.arn, replica_canary.alarm.arn],
     ),
     opts=providers.opts("secondary"),
 )
@@ -97,14 +148,24 @@ pulumi.export(FailoverOutputs.ZONE_ID, dns.zone.zone_id)
 pulumi.export(FailoverOutputs.ZONE_NAME, settings.zone_name)
 pulumi.export(FailoverOutputs.WRITER_NAME, dns.writer_name)
 pulumi.export(FailoverOutputs.READER_NAME, dns.reader_name)
-pulumi.export(FailoverOutputs.HEALTH_CHECK_ID, signal.health_check.id)
+pulumi.export(FailoverOutputs.WITNESS_NAME, dns.witness_name)
+pulumi.export(FailoverOutputs.CANARY_HEALTH_CHECK_ID, dns.canary_check.id)
+pulumi.export(FailoverOutputs.WRITER_FENCE_HEALTH_CHECK_ID, dns.fence_check.id)
 pulumi.export(FailoverOutputs.CANARY_ALARM_NAME, signal.alarm.name)
+pulumi.export(FailoverOutputs.FENCE_ALARM_NAME, fence.alarm.name)
 pulumi.export(FailoverOutputs.CANARY_FUNCTION_NAME, signal.canary.function.name)
 pulumi.export(FailoverOutputs.CANARY_FUNCTION_ARN, signal.canary.function.arn)
+pulumi.export(FailoverOutputs.REPLICA_CANARY_FUNCTION_NAME, replica_canary.canary.function.name)
+pulumi.export(FailoverOutputs.REPLICA_CANARY_LOG_GROUP, replica_canary.canary.log_group.name)
 pulumi.export(FailoverOutputs.PROMOTER_FUNCTION_NAME, promotion.promoter.function.name)
 pulumi.export(FailoverOutputs.PROMOTER_FUNCTION_ARN, promotion.promoter.function.arn)
 pulumi.export(FailoverOutputs.CANARY_ALARM_TOPIC_ARN, signal.alarm_topic.arn)
-pulumi.export(FailoverOutputs.FAILOVER_EVENTS_TOPIC_ARN, promotion.events_topic.arn)
+pulumi.export(FailoverOutputs.FAILOVER_EVENTS_TOPIC_ARN, events.arn)
 pulumi.export(FailoverOutputs.ARMING_PARAMETER_NAME, promotion.arming.name)
+pulumi.export(FailoverOutputs.LEDGER_TABLE_NAME, promotion.ledger.name)
+pulumi.export(FailoverOutputs.FENCE_METRIC_NAMESPACE, fence.namespace)
 pulumi.export(FailoverOutputs.AUTOMATION_MODE, settings.automation_mode)
-pulumi.export(FailoverOutputs.DETECTION_BUDGET_SECONDS, settings.detection_budget_seconds)
+pulumi.export(FailoverOutputs.MAX_PROMOTION_LAG_SECONDS, max_promotion_lag)
+pulumi.export(FailoverOutputs.INSTANCE_FAILURE_WORST_CASE_SECONDS,
+              settings.instance_failure_worst_case_seconds)
+pulumi.export(FailoverOutputs.REGION_OUTAGE_WORST_CASE_SECONDS, settings.region_outage_worst_case_seconds)

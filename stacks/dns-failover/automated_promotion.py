@@ -3,18 +3,24 @@
 It runs where the replica lives, outside any VPC (it only calls AWS APIs), so a dead primary
 region cannot silence it (FIELD-NOTES 18). Two triggers: the canary alarm's notification
 (SNS delivers from the primary region's topic to this function across regions) and a
-one-minute schedule in the secondary region as the fallback. Its IAM policy names every
-resource it may touch: promote and describe only the replica, describe the primary, change
-only the writer record of this zone, read the health check and the canary alarm, read and
-write only its arming parameter, publish only to its own topic. Its decisions go to that
-topic and, as one JSON line each, to its log group, where a metric filter counts them per
-action for the dashboard, and a second one counts the stuck ones for the stuck-failover alarm.
+one-minute schedule in the secondary region, the one that works when the primary region
+is gone. Its IAM policy names every resource it may touch: describe and promote only the
+replica, describe and stop only the primary, read the canary alarm and the replica canary's
+log group, write only its own metric namespace, its arming parameter and its ledger table,
+publish only to the events topic. Its decisions go to that topic and, as one JSON line
+each, to its log group, where a metric filter counts them per action for the dashboard,
+and a second one counts the stuck ones for the stuck-failover alarm.
 
 Arming. A fresh deployment's canary alarm has no data yet, and missing data is breaching:
-the alarm starts in ALARM and the health check reads unhealthy before the primary was ever
-probed. So the promoter may promote only once it has itself seen the primary healthy: an
-SSM parameter in the secondary region starts as "unarmed", and the promoter writes the
-primary's identifier into it on a healthy observation.
+the alarm starts in ALARM before the primary was ever probed. So the promoter may promote
+only once it has itself seen the primary healthy: an SSM parameter in the secondary region
+starts as "unarmed", and the promoter writes the primary's identifier into it on a healthy
+observation.
+
+Exactly once. The ledger (DynamoDB, secondary region, encrypted with the secondary
+region's key) records each failover; a promotion starts only with a conditional write that
+one run can win (lambdas/promoter/promoter_ledger.py). Reserved concurrency
+(serializePromoterRuns) only keeps runs from overlapping; correctness does not need it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ import pulumi_aws as aws
 from failover_function import FailoverFunction, FailoverFunctionArgs
 
 from shared import iam
-from shared.components.alerting import AlertTopic, AlertTopicArgs
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
 
 PROMOTER_MEMORY_MB = 256  # CPU scales with memory; boto3 imports slowly at 128 MB
@@ -34,23 +39,23 @@ DECISIONS_METRIC = "PromoterDecisions"
 # Initial value of the arming parameter: anything but the primary's identifier means "not
 # armed", this one says why.
 UNARMED = "unarmed"
-# One promoter run at a time. The alarm notification and the schedule can fire together;
-# two runs deciding on the same evidence would both promote and fence. PromoteReadReplica
-# answers the loser with InvalidDBInstanceState, but serializing is the real guarantee (and
-# keeps the arming read-then-write race-free). A throttled trigger is an asynchronous event:
-# Lambda retries it within its event age (60 s, see FailoverFunction), then the next minute's
-# run takes over.
+# The ledger's partition key (lambdas/promoter/promoter_ledger.py, KEY).
+LEDGER_KEY = "pk"
+# One promoter run at a time when the account can reserve it. The alarm notification and
+# the schedule can fire together; the ledger keeps two runs from promoting twice either way,
+# this only saves the loser its reads. A throttled trigger is an asynchronous event: Lambda
+# retries it within its event age (60 s, see FailoverFunction), then the next minute's run
+# takes over.
 PROMOTER_RESERVED_CONCURRENCY = 1
 
 # Stuck failover. The promoter logs one line per run, {"event": "failover-decision",
-# "action": ...}. These actions change nothing while the primary looks down, and the
-# one-minute schedule only logs them (publishing them every minute would flood the
-# mailbox); evidence that cannot be read while the primary looks down ends in one of them
-# too. In a whole-region outage
-# the canary alarm's topic is in the dead region, so scheduled runs are all there is: without
-# an alarm on these lines nobody would hear that the failover is stuck.
+# "action": ...}. These actions change nothing while something says the primary is down,
+# and the one-minute schedule only logs them (publishing them every minute would flood the
+# mailbox). In a whole-region outage the canary alarm's topic is in the dead region, so
+# scheduled runs are all there is: without an alarm on these lines nobody would hear that
+# the failover is stuck.
 DECISION_EVENT = "failover-decision"
-STUCK_ACTIONS = ("retry-later", "blocked", "not-armed")
+STUCK_ACTIONS = ("retry-later", "signals-disagree", "unconfirmed", "rpo-hold", "blocked", "not-armed")
 STUCK_METRIC = "PromoterStuckDecisions"
 # Stuck minutes before anyone is told, at the least: clear of the stuck spells a
 # deployment produces by design (stuck_alarm_window), and still well inside the minutes
@@ -63,14 +68,9 @@ STUCK_MINUTES_FLOOR = 10
 STUCK_SLACK_MINUTES = 2
 # After a fresh deployment the canary alarm starts in ALARM (no data is breaching) and
 # needs N - M + 1 clean canary minutes to clear. Around them: the canary's first scheduled
-# run, the alarm's evaluation, Route 53's pick-up and the promoter's next run, about a
-# minute each, before the promoter arms. It answers "not-armed" all that time.
+# run, the alarm's evaluation and the promoter's next run, about a minute each, and one
+# more, before the promoter arms. It answers "not-armed" all that time.
 ARMING_AROUND_CLEAN_MINUTES = 4
-
-
-def decisions_namespace(settings: FailoverSettings) -> str:
-    """Custom-metric namespace of this deployment's promoter decisions."""
-    return f"RdsFailover/{settings.common.environment_suffix}"
 
 
 def stuck_pattern() -> str:
@@ -87,13 +87,16 @@ def stuck_alarm_window(settings: FailoverSettings) -> tuple[int, int]:
     - after a fresh deployment, "not-armed" until the promoter has seen the primary healthy
       (N - M + 1 clean canary minutes and ARMING_AROUND_CLEAN_MINUTES);
     - during the recovery grace, "retry-later" while RDS recovers a reachable primary in
-      place; it ends by itself within the grace (the primary is back, or it is promoted).
+      place; it ends by itself within the grace (the primary is back, or it is promoted);
+    - in a regional outage, "signals-disagree" while Route 53 still sees the canary healthy:
+      until its view has turned and been relayed (FailoverSettings.witness_delay_seconds).
     A spell of D minutes can touch D + 1 one-minute periods, so the alarm needs D + 2.
-    With the defaults (M = 2 of N = 3, 10 minutes of grace): 12 stuck minutes of 14.
+    With the defaults (M = N = 2, 10 minutes of grace): 12 stuck minutes of 14.
     """
     after_deployment = (settings.alarm_periods - settings.alarm_datapoints + 1
                         + ARMING_AROUND_CLEAN_MINUTES)
-    longest_intended = max(after_deployment, settings.recovery_grace_minutes)
+    witness_minutes = -(-settings.witness_delay_seconds // 60)
+    longest_intended = max(after_deployment, settings.recovery_grace_minutes, witness_minutes)
     datapoints = max(STUCK_MINUTES_FLOOR, longest_intended + 2)
     return datapoints, datapoints + STUCK_SLACK_MINUTES
 
@@ -109,21 +112,24 @@ class PromoterArgs:
     replica_region: pulumi.Input[str]
     # The secondary-db layer's backupRetentionDaysAfterPromotion, through its stack output.
     backup_retention_days: pulumi.Input[int]
-    kms_key_arn: pulumi.Input[str]  # the secondary region's key, for the events topic
-    zone_id: pulumi.Input[str]
-    writer_name: str
-    primary_set_identifier: str
-    health_check_id: pulumi.Input[str]
+    # maxAutomaticPromotionLagSeconds, or the secondary-db layer's replicaLagThresholdSeconds.
+    max_promotion_lag_seconds: pulumi.Input[int]
+    kms_key_arn: pulumi.Input[str]  # the secondary region's key: events topic and ledger
+    events_topic_arn: pulumi.Input[str]
     canary_alarm_name: pulumi.Input[str]
     canary_alarm_arn: pulumi.Input[str]
     canary_alarm_topic_arn: pulumi.Input[str]
     canary_alarm_topic_provider: aws.Provider  # the topic's (primary) region signs its subscription
+    witness_log_group_name: pulumi.Input[str]
+    witness_log_group_arn: pulumi.Input[str]
+    metrics_namespace: str  # the fence metric's and the decision metrics'
+    fence_metric: str
 
 
 class Promoter(pulumi.ComponentResource):
-    """Events topic, promoter function and its triggers, its error and stuck alarms, its metrics."""
+    """Ledger, arming parameter, promoter function and its triggers, its alarms and metrics."""
 
-    events_topic: aws.sns.Topic
+    ledger: aws.dynamodb.Table
     arming: aws.ssm.Parameter
     promoter: FailoverFunction
     errors_alarm: aws.cloudwatch.MetricAlarm
@@ -136,17 +142,20 @@ class Promoter(pulumi.ComponentResource):
         settings = args.settings
         namer = settings.common.namer
 
-        # SNS.1: encrypted with the secondary region's customer key. CloudWatch (the
-        # promoter's error alarm) publishes through the topic policy, the promoter through
-        # its role's policy.
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        self.events_topic = AlertTopic(
-            namer.logical("failover-events-topic"),
-            AlertTopicArgs(namer=namer, topic_base="db-failover-events", kms_key_arn=args.kms_key_arn,
-                           account_id=account, email=settings.alarm_email,
-                           publishers=["cloudwatch.amazonaws.com"]),
+        ledger_name = namer.name("db-failover-ledger")
+        self.ledger = aws.dynamodb.Table(
+            ledger_name,
+            name=ledger_name,
+            billing_mode="PAY_PER_REQUEST",  # a few writes per failover, reads every minute
+            hash_key=LEDGER_KEY,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=LEDGER_KEY, type="S")],
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=args.kms_key_arn),
+            # The record of a failover is evidence worth a restore point (FSBP DynamoDB.2).
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            deletion_protection_enabled=False,
             opts=child,
-        ).topic
+        )
 
         arming_name = namer.name("db-failover-armed")
         self.arming = aws.ssm.Parameter(
@@ -166,45 +175,38 @@ class Promoter(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
         )
 
-        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
-        zone_arn = pulumi.Output.concat("arn:", partition, ":route53:::hostedzone/", args.zone_id)
-        health_check_arn = pulumi.Output.concat(
-            "arn:", partition, ":route53:::healthcheck/", args.health_check_id
-        )
         self.promoter = FailoverFunction(
             namer.logical("promoter"),
             FailoverFunctionArgs(
                 base="db-promoter",
                 module="promoter",
-                description=("Promotes the replica when the primary is down, fences writers "
-                             "onto it, reports why"),
+                description=("Promotes the replica when independent evidence says the primary is "
+                             "gone, fences writers onto it, reports why"),
                 environment={
                     "REPLICA_IDENTIFIER": args.replica_identifier,
                     "REPLICA_REGION": args.replica_region,
                     "PRIMARY_IDENTIFIER": args.primary_identifier,
                     "PRIMARY_REGION": args.primary_region,
-                    "HEALTH_CHECK_ID": args.health_check_id,
                     "CANARY_ALARM_NAME": args.canary_alarm_name,
-                    "HOSTED_ZONE_ID": args.zone_id,
-                    "WRITER_RECORD_NAME": args.writer_name,
-                    "PRIMARY_SET_IDENTIFIER": args.primary_set_identifier,
-                    "RECORD_TTL_SECONDS": str(settings.record_ttl_seconds),
-                    "EVENTS_TOPIC_ARN": self.events_topic.arn,
+                    "EVENTS_TOPIC_ARN": args.events_topic_arn,
+                    "ARMING_PARAMETER_NAME": self.arming.name,
+                    "LEDGER_TABLE_NAME": self.ledger.name,
+                    "FENCE_NAMESPACE": args.metrics_namespace,
+                    "FENCE_METRIC": args.fence_metric,
+                    "WITNESS_LOG_GROUP": args.witness_log_group_name,
                     "AUTOMATION_MODE": settings.automation_mode,
                     "API_TIMEOUT_SECONDS": str(settings.promoter_api_timeout_seconds),
                     "MAX_ATTEMPTS": str(settings.promoter_max_attempts),
-                    "BACKUP_RETENTION_DAYS": pulumi.Output.from_input(args.backup_retention_days).apply(
-                        lambda days: str(int(days))),
-                    "ARMING_PARAMETER_NAME": self.arming.name,
+                    "BACKUP_RETENTION_DAYS": _whole_number(args.backup_retention_days),
                     "RECOVERY_GRACE_SECONDS": str(settings.recovery_grace_seconds),
+                    "MAX_PROMOTION_LAG_SECONDS": _whole_number(args.max_promotion_lag_seconds),
+                    "CLAIM_LEASE_SECONDS": str(settings.claim_lease_seconds),
                 },
                 timeout_seconds=settings.promoter_timeout_seconds,
                 memory_mb=PROMOTER_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
                 namer=namer,
-                policy_statements=_promoter_statements(
-                    args, self.events_topic.arn, zone_arn, health_check_arn, self.arming.arn
-                ),
+                policy_statements=_promoter_statements(args, self.ledger.arn, self.arming.arn),
                 reserved_concurrency=(
                     PROMOTER_RESERVED_CONCURRENCY if settings.serialize_promoter_runs else None
                 ),
@@ -249,8 +251,8 @@ class Promoter(pulumi.ComponentResource):
             threshold=0,
             # The promoter runs every minute; silence means its schedule or Lambda is broken.
             treat_missing_data="breaching",
-            alarm_actions=[self.events_topic.arn],
-            ok_actions=[self.events_topic.arn],
+            alarm_actions=[args.events_topic_arn],
+            ok_actions=[args.events_topic_arn],
             opts=child,
         )
 
@@ -262,7 +264,7 @@ class Promoter(pulumi.ComponentResource):
             pattern="{ $.action = * }",
             metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
                 name=DECISIONS_METRIC,
-                namespace=decisions_namespace(settings),
+                namespace=args.metrics_namespace,
                 value="1",
                 dimensions={"Action": "$.action"},
                 unit="Count",
@@ -279,7 +281,7 @@ class Promoter(pulumi.ComponentResource):
             pattern=stuck_pattern(),
             metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
                 name=STUCK_METRIC,
-                namespace=decisions_namespace(settings),
+                namespace=args.metrics_namespace,
                 value="1",
                 unit="Count",
             ),
@@ -295,7 +297,7 @@ class Promoter(pulumi.ComponentResource):
                 f"decided {' or '.join(STUCK_ACTIONS)} and promoted nothing. Its log group says "
                 f"why; RUNBOOK.md ('When the failover is stuck') says what to do."
             ),
-            namespace=decisions_namespace(settings),
+            namespace=args.metrics_namespace,
             metric_name=STUCK_METRIC,
             statistic="Sum",
             period=ALARM_PERIOD_SECONDS,
@@ -307,49 +309,50 @@ class Promoter(pulumi.ComponentResource):
             # running, or fails before deciding: the promoter-errors alarm above catches both
             # (Errors > 0, and no Errors datapoint at all is breaching there).
             treat_missing_data="notBreaching",
-            alarm_actions=[self.events_topic.arn],
-            ok_actions=[self.events_topic.arn],
+            alarm_actions=[args.events_topic_arn],
+            ok_actions=[args.events_topic_arn],
             opts=child,
         )
 
         self.register_outputs({
             "promoterFunctionName": self.promoter.function.name,
-            "eventsTopicArn": self.events_topic.arn,
+            "ledgerTableName": self.ledger.name,
             "armingParameterName": self.arming.name,
             "stuckAlarmName": self.stuck_alarm.name,
         })
 
 
-def _promoter_statements(args: PromoterArgs, topic_arn: pulumi.Output[str],
-                         zone_arn: pulumi.Output[str], health_check_arn: pulumi.Output[str],
+def _whole_number(value: pulumi.Input[int]) -> pulumi.Output[str]:
+    # Stack outputs carry numbers as JSON (protobuf) doubles: 7.0.
+    return pulumi.Output.from_input(value).apply(lambda number: str(int(number)))
+
+
+def _promoter_statements(args: PromoterArgs, ledger_arn: pulumi.Output[str],
                          arming_arn: pulumi.Output[str]) -> list[pulumi.Input[dict]]:
     """The promoter's permissions, each on the one resource it concerns."""
-    writer = args.writer_name.rstrip(".").lower()  # the normalized form IAM compares
     return [
         iam.statement_on(["rds:DescribeDBInstances", "rds:PromoteReadReplica"], args.replica_arn,
                          sid="DescribeAndPromoteTheReplica"),
-        iam.statement_on(["rds:DescribeDBInstances"], args.primary_arn, sid="DescribeThePrimary"),
-        iam.statement_on(
-            ["route53:ChangeResourceRecordSets"], zone_arn, sid="FenceTheWriterRecord",
-            condition={"ForAllValues:StringEquals": {
-                "route53:ChangeResourceRecordSetsNormalizedRecordNames": [writer],
-                "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"],
-                "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
-            }},
-        ),
-        iam.statement_on(["route53:ListResourceRecordSets"], zone_arn, sid="ReadTheZone"),
-        iam.statement_on(["route53:GetHealthCheckStatus"], health_check_arn,
-                         sid="ReadTheHealthCheck"),
+        # The database fence: stop the old primary once a failover is recorded.
+        iam.statement_on(["rds:DescribeDBInstances", "rds:StopDBInstance"], args.primary_arn,
+                         sid="DescribeAndFenceThePrimary"),
         iam.statement_on(["cloudwatch:DescribeAlarms"], args.canary_alarm_arn,
                          sid="ReadTheCanaryAlarm"),
+        pulumi.Output.from_input(args.witness_log_group_arn).apply(lambda arn: iam.statement(
+            ["logs:FilterLogEvents"], [arn, f"{arn}:*"], sid="ReadTheWitnessRelay")),
         iam.statement_on(["ssm:GetParameter", "ssm:PutParameter"], arming_arn,
                          sid="ReadAndArmTheArmingParameter"),
+        iam.statement_on(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], ledger_arn,
+                         sid="KeepTheFailoverLedger"),
         # Reading metric data (replica lag) supports no resource-level permissions
-        # (Service Authorization Reference, Amazon CloudWatch), so it takes "*". The
-        # promoter calls GetMetricStatistics only; nothing else is granted on "*".
+        # (Service Authorization Reference, Amazon CloudWatch), so it takes "*".
         iam.statement(["cloudwatch:GetMetricStatistics"], ["*"], sid="ReadReplicaLag"),
-        iam.statement_on(["sns:Publish"], topic_arn, sid="PublishDecisions"),
-        # The events topic is encrypted: publishing needs a data key from its key.
+        # PutMetricData has no resource either; the cloudwatch:namespace condition key keeps
+        # the promoter to its own namespace (the fence metric the writer record follows).
+        iam.statement(["cloudwatch:PutMetricData"], ["*"], sid="PublishTheFence",
+                      condition={"StringEquals": {"cloudwatch:namespace": args.metrics_namespace}}),
+        iam.statement_on(["sns:Publish"], args.events_topic_arn, sid="PublishDecisions"),
+        # The events topic and the ledger are encrypted with the secondary region's key.
         iam.statement_on(["kms:GenerateDataKey*", "kms:Decrypt"], args.kms_key_arn,
-                         sid="UseTheEventsTopicKey"),
+                         sid="UseTheSecondaryKey"),
     ]

@@ -1,4 +1,4 @@
-"""One CloudWatch dashboard for the failover path: alarms, probe, health check, lag, decisions.
+"""One CloudWatch dashboard for the failover path: alarms, probes, fence, lag, decisions.
 
 Every metric widget names the region its metric lives in, so the dashboard reads the same
 from either region's console. It is created in the secondary region, the one an operator
@@ -17,11 +17,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-# Route 53 publishes health-check metrics (AWS/Route53 HealthCheckStatus) to CloudWatch in
-# US East (N. Virginia) only, whichever regions the deployment uses (Route 53 Developer
-# Guide, "Monitoring health checks using CloudWatch"). This is the metric's region
-# property, not a place this project deploys to.
-ROUTE53_METRICS_REGION = "us-east-1"
 PERIOD = 60
 
 
@@ -31,11 +26,12 @@ class FailoverDashboardArgs:
     primary_region: str
     secondary_region: str
     canary_function_name: pulumi.Input[str]
+    replica_canary_function_name: pulumi.Input[str]
     promoter_function_name: pulumi.Input[str]
-    health_check_id: pulumi.Input[str]
     replica_identifier: pulumi.Input[str]
-    decisions_namespace: str
+    metrics_namespace: str  # the promoter's: its decisions and the fence
     decisions_metric: str
+    fence_metric: str
     # Alarms of the secondary region (the dashboard's own), shown by state at the top.
     secondary_alarm_arns: Sequence[pulumi.Input[str]] = ()
 
@@ -43,20 +39,20 @@ class FailoverDashboardArgs:
 def failover_dashboard(args: FailoverDashboardArgs, opts: pulumi.ResourceOptions
                        ) -> aws.cloudwatch.Dashboard:
     body = pulumi.Output.all(
-        args.canary_function_name, args.promoter_function_name, args.health_check_id,
+        args.canary_function_name, args.replica_canary_function_name, args.promoter_function_name,
         args.replica_identifier, pulumi.Output.all(*args.secondary_alarm_arns),
     ).apply(lambda v: json.dumps(dashboard_body(args, *v)))
     return aws.cloudwatch.Dashboard(args.name, dashboard_name=args.name, dashboard_body=body,
                                     opts=opts)
 
 
-def dashboard_body(args: FailoverDashboardArgs, canary: str, promoter: str, health_check_id: str,
+def dashboard_body(args: FailoverDashboardArgs, canary: str, replica_canary: str, promoter: str,
                    replica: str, alarm_arns: Sequence[str] = ()) -> dict[str, Any]:
     # The namespace carries the suffix, which may hold hyphens: a metric schema name with
     # non-alphanumeric characters must be double-quoted (CloudWatch User Guide, "CloudWatch
     # search expression syntax").
     search = (
-        f"SEARCH('{{\"{args.decisions_namespace}\",Action}} MetricName=\"{args.decisions_metric}\"', "
+        f"SEARCH('{{\"{args.metrics_namespace}\",Action}} MetricName=\"{args.decisions_metric}\"', "
         f"'Sum', {PERIOD})"
     )
     widgets = [
@@ -64,9 +60,12 @@ def dashboard_body(args: FailoverDashboardArgs, canary: str, promoter: str, heal
             ["AWS/Lambda", "Invocations", "FunctionName", canary, {"stat": "Sum"}],
             ["AWS/Lambda", "Errors", "FunctionName", canary, {"stat": "Sum"}],
         ]),
-        _metric("Writer health check (1 = healthy)", ROUTE53_METRICS_REGION, [
-            ["AWS/Route53", "HealthCheckStatus", "HealthCheckId", health_check_id,
-             {"stat": "Minimum"}],
+        _metric("Replica canary runs and failures (secondary)", args.secondary_region, [
+            ["AWS/Lambda", "Invocations", "FunctionName", replica_canary, {"stat": "Sum"}],
+            ["AWS/Lambda", "Errors", "FunctionName", replica_canary, {"stat": "Sum"}],
+        ]),
+        _metric("Writers fenced onto the replica (1 = failed over)", args.secondary_region, [
+            [args.metrics_namespace, args.fence_metric, {"stat": "Maximum"}],
         ], y_max=1),
         _metric("Replica lag, seconds (RPO if the primary failed now)", args.secondary_region, [
             ["AWS/RDS", "ReplicaLag", "DBInstanceIdentifier", replica, {"stat": "Maximum"}],

@@ -26,10 +26,30 @@ EVERY_MINUTE = "rate(1 minute)"
 
 
 def handler_archive(module: str) -> pulumi.AssetArchive:
-    """The handler's one source file, alone in the archive (no __pycache__, no tests)."""
-    return pulumi.AssetArchive({
-        f"{module}.py": pulumi.FileAsset(str(LAMBDAS_DIR / module / f"{module}.py")),
-    })
+    """The handler's source files, alone in the archive (no __pycache__, no tests).
+
+    ``lambdas/<module>/<module>.py`` is the entry point; its siblings are the modules it
+    imports (the Lambda runtime puts the archive's root on the import path).
+    """
+    sources = sorted((LAMBDAS_DIR / module).glob("*.py"))
+    return pulumi.AssetArchive({path.name: pulumi.FileAsset(str(path)) for path in sources})
+
+
+def vpc_interface_statement() -> dict[str, Any]:
+    """What a VPC function's execution role needs for Lambda to manage its interfaces.
+
+    Lambda creates and removes the function's network interfaces with the execution role.
+    DescribeNetworkInterfaces and DescribeSubnets support no resource-level permissions, and
+    the interfaces do not exist (have no ARN) before Lambda creates them, so these actions
+    take "*" (Lambda Developer Guide, "Giving Lambda functions access to resources in an
+    Amazon VPC").
+    """
+    return iam.statement(
+        ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+         "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+         "ec2:UnassignPrivateIpAddresses"],
+        ["*"], sid="ManageVpcInterfaces",
+    )
 
 
 @dataclass

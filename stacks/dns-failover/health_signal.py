@@ -1,10 +1,11 @@
-"""The primary's health signal: canary Lambda -> CloudWatch alarm -> Route 53 health check.
+"""The primary's health signal: a canary Lambda in the primary VPC and its CloudWatch alarm.
 
 Route 53 health checkers live outside every VPC and cannot reach a private database, so the
 signal is built inside the primary region (Route 53 Developer Guide, "Configuring failover
 in a private hosted zone"): a canary in the primary VPC probes PostgreSQL every minute and
 raises on failure; an alarm on the canary's own AWS/Lambda Errors metric turns failures, or
-no runs at all, into ALARM; a health check of type CLOUDWATCH_METRIC follows the alarm.
+no runs at all, into ALARM. The promoter reads the alarm directly, and Route 53 follows it
+with an alarm-based health check (failover_dns.py) whose verdict the replica canary relays.
 
 Alarm shape. An alarm-based health check accepts standard-resolution metrics and the
 statistics Average, Minimum, Maximum, Sum and SampleCount only (Route 53 API Reference,
@@ -20,22 +21,18 @@ What Route 53 evaluates. A CLOUDWATCH_METRIC check follows the alarm's data stre
 state (Route 53 Developer Guide, "How Route 53 determines the status of health checks that
 monitor CloudWatch alarms"; SetAlarmState does not move it), and the alarm settings it
 keeps (CloudWatchAlarmConfiguration) carry no DatapointsToAlarm and no TreatMissingData.
-With no data at all the check takes insufficient_data_health_status (Unhealthy here), which
-matches "missing is breaching". How Route 53 applies an M-of-N alarm (M < N) to the stream
-is not documented; the promoter therefore also reads the alarm itself and waits while the
-two disagree.
+With no data at all the check takes insufficient_data_health_status (Unhealthy for this
+one), which matches "missing is breaching".
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-from failover_function import FailoverFunction, FailoverFunctionArgs
+from failover_function import FailoverFunction, FailoverFunctionArgs, vpc_interface_statement
 
-from shared import iam
 from shared.components.alerting import AlertTopic, AlertTopicArgs
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
 
@@ -53,15 +50,15 @@ class HealthSignalArgs:
     db_host: pulumi.Input[str]
     db_port: pulumi.Input[int]
     kms_key_arn: pulumi.Input[str]  # the primary region's key, for the alarm topic
+    account_id: pulumi.Input[str]
 
 
 class HealthSignal(pulumi.ComponentResource):
-    """Canary, alarm, alarm topic and health check; all in the primary region."""
+    """Canary, alarm and alarm topic; all in the primary region."""
 
     canary: FailoverFunction
     alarm: aws.cloudwatch.MetricAlarm
     alarm_topic: aws.sns.Topic
-    health_check: aws.route53.HealthCheck
 
     def __init__(self, name: str, args: HealthSignalArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -86,19 +83,7 @@ class HealthSignal(pulumi.ComponentResource):
                 memory_mb=CANARY_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
                 namer=namer,
-                policy_statements=[
-                    # Lambda creates and removes the function's network interfaces with the
-                    # execution role. DescribeNetworkInterfaces and DescribeSubnets support no
-                    # resource-level permissions, and the interfaces do not exist (have no ARN)
-                    # before Lambda creates them, so these actions take "*" (Lambda Developer
-                    # Guide, "Giving Lambda functions access to resources in an Amazon VPC").
-                    iam.statement(
-                        ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
-                         "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
-                         "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"],
-                        ["*"], sid="ManageVpcInterfaces",
-                    ),
-                ],
+                policy_statements=[vpc_interface_statement()],
                 subnet_ids=args.subnet_ids,
                 security_group_ids=[args.security_group_id],
             ),
@@ -107,11 +92,10 @@ class HealthSignal(pulumi.ComponentResource):
 
         # SNS.1: encrypted with the primary region's customer key; only CloudWatch alarms of
         # this account may publish (the promoter subscribes).
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         self.alarm_topic = AlertTopic(
             namer.logical("canary-alarm-topic"),
             AlertTopicArgs(namer=namer, topic_base="db-canary-alarm", kms_key_arn=args.kms_key_arn,
-                           account_id=account, publishers=["cloudwatch.amazonaws.com"]),
+                           account_id=args.account_id, publishers=["cloudwatch.amazonaws.com"]),
             opts=child,
         ).topic
 
@@ -122,8 +106,8 @@ class HealthSignal(pulumi.ComponentResource):
             name=alarm_name,
             alarm_description=(
                 f"Primary PostgreSQL is down or unprobed: the canary failed or did not run in "
-                f"{m} of the last {n} minutes. Drives the Route 53 health check of the writer "
-                f"record and wakes the promoter."
+                f"{m} of the last {n} minutes. Wakes the promoter and drives the Route 53 health "
+                f"check behind witness.<zone>."
             ),
             namespace="AWS/Lambda",
             metric_name="Errors",
@@ -140,47 +124,7 @@ class HealthSignal(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Route 53 is a global service; the primary provider only signs the calls. The
-        # alarm's region is its own property of the check.
-        health_name = namer.name("db-primary-health")
-        self.health_check = aws.route53.HealthCheck(
-            health_name,
-            type="CLOUDWATCH_METRIC",
-            cloudwatch_alarm_name=self.alarm.name,
-            cloudwatch_alarm_region=settings.common.primary_region,
-            # A whole-region outage leaves the alarm without data; the default
-            # (LastKnownStatus) would keep reporting "healthy" (FIELD-NOTES 3).
-            insufficient_data_health_status="Unhealthy",
-            # Route 53 copies the alarm's settings when the check is created and does not
-            # follow later changes to the alarm; an UpdateHealthCheck naming the same alarm
-            # makes it read them again (Route 53 Developer Guide, "Updating health checks
-            # when you change CloudWatch alarm settings"). `triggers` makes pulumi-aws send
-            # that update whenever the alarm's evaluation settings change (for example
-            # alarmEvaluationPeriods), after the alarm itself has been updated.
-            triggers={"alarmConfiguration": alarm_configuration(self.alarm)},
-            tags={"Name": health_name},
-            opts=child,
-        )
-
         self.register_outputs({
             "alarmName": self.alarm.name,
-            "healthCheckId": self.health_check.id,
             "canaryFunctionName": self.canary.function.name,
         })
-
-
-def alarm_configuration(alarm: aws.cloudwatch.MetricAlarm) -> pulumi.Output[str]:
-    """The alarm's evaluation settings as one stable string (the health check's trigger).
-
-    Route 53 keeps the metric, statistic, period, evaluation periods, threshold, comparison
-    and dimensions of the alarm (API Reference, CloudWatchAlarmConfiguration); datapoints to
-    alarm and missing-data treatment are included too, so any change to how the alarm
-    evaluates re-synchronizes the check. Read from the alarm's outputs, so the health
-    check is updated only after the alarm.
-    """
-    return pulumi.Output.all(
-        namespace=alarm.namespace, metric_name=alarm.metric_name, dimensions=alarm.dimensions,
-        statistic=alarm.statistic, period=alarm.period, evaluation_periods=alarm.evaluation_periods,
-        datapoints_to_alarm=alarm.datapoints_to_alarm, threshold=alarm.threshold,
-        comparison_operator=alarm.comparison_operator, treat_missing_data=alarm.treat_missing_data,
-    ).apply(lambda settings: json.dumps(settings, sort_keys=True, default=str))

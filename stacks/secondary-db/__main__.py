@@ -126,6 +126,7 @@ pulumi.export(SecondaryDbOutputs.KMS_KEY_ARN, foundation.key.arn)
 pulumi.export(SecondaryDbOutputs.SNS_TOPIC_ARN, foundation.alerts.arn)
 pulumi.export(SecondaryDbOutputs.PARAMETER_GROUP_NAME, foundation.parameter_group.name)
 pulumi.export(SecondaryDbOutputs.PROMOTED, settings.replica_promoted)
+pulumi.export(SecondaryDbOutputs.LAG_THRESHOLD_SECONDS, settings.replica_lag_threshold_seconds)
 # The promoter (dns-failover) turns on the same retention when it promotes: one setting.
 pulumi.export(SecondaryDbOutputs.BACKUP_RETENTION_DAYS_AFTER_PROMOTION,
               settings.backup_retention_days_after_promotion)

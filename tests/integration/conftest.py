@@ -14,6 +14,7 @@ import pytest
 from tests.support.integration import (
     REAL_AWS_ONLY,
     Deployment,
+    PlayedCanaries,
     PromoterRunner,
     client,
     no_outputs_message,
@@ -47,6 +48,17 @@ def deployment() -> Deployment:
 @pytest.fixture(scope="session")
 def emulated() -> bool:
     return under_emulator()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def canaries_ran(deployment: Deployment, emulated: bool) -> None:
+    """On AWS the canaries have been running since the deployment. The emulator cannot run
+    them: their first healthy runs are played in the open (PlayedCanaries), so the deployed
+    promoter sees what it sees on AWS a few minutes after a deployment."""
+    if emulated:
+        canaries = PlayedCanaries(deployment, client("route53", deployment["replicaRegion"]))
+        canaries.primary("ok")
+        canaries.relay_witness()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""The deployed failover path: private zone, writer failover pair, health signal, promoter.
+"""The deployed failover path: zone, writer and witness pairs, health checks, canaries, promoter.
 
-Read-only: nothing here changes the deployment (the drill does, and is opt-in).
+Read-only: nothing here changes the deployment (the drills do, and are opt-in).
 """
 
 from __future__ import annotations
@@ -39,23 +39,41 @@ def test_private_zone_is_associated_with_both_vpcs(deployment, route53):
     }
 
 
-def test_writer_failover_pair_targets_the_right_endpoints(deployment, route53):
-    records = [r for r in record_sets(route53, deployment["hostedZoneId"], deployment["writerRecordName"])
-               if r["Type"] == "CNAME"]
+def _pair(route53, deployment, name_key: str, record_type: str) -> dict[str, dict]:
+    records = [r for r in record_sets(route53, deployment["hostedZoneId"], deployment[name_key])
+               if r["Type"] == record_type]
     by_role = {r.get("Failover"): r for r in records}
     assert set(by_role) == {"PRIMARY", "SECONDARY"}, records
-    primary, secondary = by_role["PRIMARY"], by_role["SECONDARY"]
-    # Once promoted, the layer keeps writers fenced on the replica (FIELD-NOTES 15).
+    assert by_role["PRIMARY"].get("SetIdentifier") != by_role["SECONDARY"].get("SetIdentifier")
+    return by_role
+
+
+def test_writer_failover_pair_targets_the_right_endpoints(deployment, route53):
+    pair = _pair(route53, deployment, "writerRecordName", "CNAME")
+    primary, secondary = pair["PRIMARY"], pair["SECONDARY"]
+    # Once promoted, the layer keeps writers on the replica (FIELD-NOTES 15).
     expected_primary = (deployment["replicaAddress"] if deployment["replicaPromoted"]
                         else deployment["primaryDbAddress"])
     assert values_of(primary) == [expected_primary.lower()]
     assert values_of(secondary) == [deployment["replicaAddress"].lower()]
-    # Only the PRIMARY member is health-checked: SECONDARY must always be eligible.
-    assert primary.get("HealthCheckId") == deployment["primaryHealthCheckId"]
+    # PRIMARY follows the writer fence (a recorded failover), never the canary alone;
+    # SECONDARY is unchecked, so it is answered as soon as the fence turns.
+    assert primary.get("HealthCheckId") == deployment["writerFenceHealthCheckId"]
     assert not secondary.get("HealthCheckId")
-    assert primary.get("SetIdentifier") != secondary.get("SetIdentifier")
     for record in (primary, secondary):
         assert record["TTL"] <= MAX_FAILOVER_TTL
+
+
+def test_witness_pair_answers_route53s_view_of_the_canary(deployment, route53, aws, replica_region):
+    pair = _pair(route53, deployment, "witnessRecordName", "A")
+    assert pair["PRIMARY"].get("HealthCheckId") == deployment["canaryHealthCheckId"]
+    assert not pair["SECONDARY"].get("HealthCheckId")
+    variables = aws("lambda", replica_region).get_function_configuration(
+        FunctionName=deployment["replicaCanaryFunctionName"])["Environment"]["Variables"]
+    # The replica canary compares its lookup with exactly these two addresses.
+    assert variables["WITNESS_NAME"] == deployment["witnessRecordName"]
+    assert values_of(pair["PRIMARY"]) == [variables["WITNESS_HEALTHY_ADDRESS"]]
+    assert values_of(pair["SECONDARY"]) == [variables["WITNESS_FAILING_ADDRESS"]]
 
 
 def test_reader_name_targets_the_replica(deployment, route53):
@@ -64,21 +82,45 @@ def test_reader_name_targets_the_replica(deployment, route53):
         ("CNAME", [deployment["replicaAddress"].lower()])]
 
 
-def test_health_check_is_a_cloudwatch_metric_check(deployment, route53):
-    check = route53.get_health_check(HealthCheckId=deployment["primaryHealthCheckId"])["HealthCheck"]
+@pytest.mark.parametrize("output", ["canaryHealthCheckId", "writerFenceHealthCheckId"])
+def test_health_checks_are_cloudwatch_metric_checks(deployment, route53, output):
+    check = route53.get_health_check(HealthCheckId=deployment[output])["HealthCheck"]
     # Route 53 checkers cannot reach a private database (FIELD-NOTES 1).
     assert check["HealthCheckConfig"]["Type"] == "CLOUDWATCH_METRIC"
 
 
 @pytest.mark.real_aws_only(reason="moto drops a health check's AlarmIdentifier and "
                                   "InsufficientDataHealthStatus (get_health_check), so only AWS "
-                                  "can show the binding to the canary alarm")
-def test_health_check_follows_the_canary_alarm(deployment, route53, primary_region):
-    check = route53.get_health_check(HealthCheckId=deployment["primaryHealthCheckId"])["HealthCheck"]
-    config = check["HealthCheckConfig"]
-    assert config["AlarmIdentifier"] == {"Region": primary_region, "Name": deployment["canaryAlarmName"]}
+                                  "can show the binding to the alarms")
+def test_health_checks_follow_their_alarms(deployment, route53, primary_region, replica_region):
+    canary = route53.get_health_check(HealthCheckId=deployment["canaryHealthCheckId"])["HealthCheck"]
+    assert canary["HealthCheckConfig"]["AlarmIdentifier"] == {
+        "Region": primary_region, "Name": deployment["canaryAlarmName"]}
     # A region-wide outage leaves the alarm without data (FIELD-NOTES 3).
-    assert config["InsufficientDataHealthStatus"] == "Unhealthy"
+    assert canary["HealthCheckConfig"]["InsufficientDataHealthStatus"] == "Unhealthy"
+    fence = route53.get_health_check(HealthCheckId=deployment["writerFenceHealthCheckId"])["HealthCheck"]
+    assert fence["HealthCheckConfig"]["AlarmIdentifier"] == {
+        "Region": replica_region, "Name": deployment["fenceAlarmName"]}
+    assert fence["HealthCheckConfig"]["InsufficientDataHealthStatus"] == "LastKnownStatus"
+
+
+def test_fence_alarm_follows_the_promoters_metric_in_the_secondary_region(deployment, aws, replica_region):
+    alarms = aws("cloudwatch", replica_region).describe_alarms(
+        AlarmNames=[deployment["fenceAlarmName"]])["MetricAlarms"]
+    assert len(alarms) == 1, f"fence alarm {deployment['fenceAlarmName']} not found in {replica_region}"
+    alarm = alarms[0]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (deployment["fenceMetricNamespace"], "FailoverFenced")
+    assert alarm["Statistic"] in HEALTH_CHECK_STATISTICS and alarm["Period"] == 60
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["Threshold"] == 1
+    assert deployment["failoverEventsTopicArn"] in alarm["AlarmActions"]
+
+
+def test_failover_ledger_is_an_encrypted_table_in_the_secondary_region(deployment, aws, replica_region):
+    table = aws("dynamodb", replica_region).describe_table(
+        TableName=deployment["failoverLedgerTableName"])["Table"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk"]
+    assert table["SSEDescription"]["SSEType"] == "KMS"
+    assert table["SSEDescription"]["KMSMasterKeyArn"] == deployment["secondaryKmsKeyArn"]
 
 
 def test_canary_alarm_watches_the_canary_and_notifies_its_topic(deployment, canary_alarm, primary_region):
@@ -111,6 +153,15 @@ def test_failover_events_topic_is_encrypted_in_the_secondary_region(deployment, 
     assert attributes.get("KmsMasterKeyId")
 
 
+def test_replica_canary_runs_in_the_secondary_vpc_probe_group(deployment, aws, replica_region):
+    config = aws("lambda", replica_region).get_function_configuration(
+        FunctionName=deployment["replicaCanaryFunctionName"])
+    vpc = config.get("VpcConfig") or {}
+    assert set(vpc.get("SubnetIds", [])) == set(deployment["secondaryPrivateSubnetIds"])
+    assert vpc.get("SecurityGroupIds") == [deployment["secondaryProbeSecurityGroupId"]]
+    assert config["Environment"]["Variables"]["DB_HOST"] == deployment["replicaAddress"]
+
+
 def test_canary_runs_in_the_primary_vpc_probe_group(deployment, aws, primary_region):
     arn = deployment["canaryFunctionArn"]
     assert region_of(arn) == primary_region
@@ -129,24 +180,33 @@ def test_promoter_runs_in_the_secondary_region_outside_any_vpc(deployment, promo
     assert variables["REPLICA_IDENTIFIER"] == deployment["replicaInstanceIdentifier"]
     assert variables["REPLICA_REGION"] == replica_region
     assert variables["PRIMARY_IDENTIFIER"] == deployment["primaryDbInstanceIdentifier"]
-    assert variables["HEALTH_CHECK_ID"] == deployment["primaryHealthCheckId"]
     assert variables["EVENTS_TOPIC_ARN"] == deployment["failoverEventsTopicArn"]
+    assert variables["LEDGER_TABLE_NAME"] == deployment["failoverLedgerTableName"]
+    assert variables["FENCE_NAMESPACE"] == deployment["fenceMetricNamespace"]
+    assert variables["WITNESS_LOG_GROUP"] == deployment["replicaCanaryLogGroupName"]
 
 
-def test_promoter_dry_run_reports_healthy_and_no_action(deployment, promoter, emulated):
+def test_promoter_dry_run_reports_healthy_and_no_action(deployment, promoter):
     """On AWS a real invoke; on the emulator the same handler in-process with the
-    deployed configuration. moto's health check always reports success, so
-    "healthy" is the right answer there too."""
-    result = promoter.invoke({"dryRun": True})
+    deployed configuration (the rehearsal plays the canaries' first healthy runs)."""
+    result = promoter.invoke({"dryRun": True, "note": "integration test"})
     assert result["mode"] == "dry-run"
     assert result["action"] == "none", result["reasons"]
     evidence = result["evidence"]
-    assert evidence["health_check"] == "healthy", evidence
+    assert evidence["alarm_state"] == "OK", evidence
+    assert evidence["primary_status"] == "available", evidence
+    assert evidence["witness"] == "healthy", evidence
     assert evidence["replica_is_replica"] is True
     assert evidence["replica_source"] == deployment["primaryDbInstanceArn"]
     assert evidence["replica_address"] == deployment["replicaAddress"]
-    assert evidence["fence_state"] == "not-fenced"
+    assert evidence["ledger"] is None and evidence["ledger_readable"] is True
     assert not result["outcome"], "a dry run must not act"
+
+
+def test_promoter_refuses_a_payload_it_does_not_know(promoter):
+    result = promoter.invoke({"DryRun": True})  # a misspelled key must never mean "automatic"
+    assert result["action"] == "refused", result["reasons"]
+    assert not set(result["outcome"]) - {"notify"}, result["outcome"]
 
 
 @pytest.mark.real_aws_only(reason="invoking the canary needs Lambda's runtime inside the primary "

@@ -13,7 +13,11 @@ Under the emulator, two things differ, both in the open:
   with GetFunctionConfiguration and the same handler code is called with it, its
   boto3 clients pointed at the emulator by the standard environment.
 * Where moto departs from documented AWS behaviour, ``EmulatorCorrections`` adjusts
-  the answers, each with the AWS reference, and only in the failover drill.
+  the answers, each with the AWS reference, and only in the failover drills.
+* The drills also PLAY what cannot happen in an emulator, each in the open:
+  ``PlayedCanaries`` (the canaries' runs), ``PlayedPrimaryFailure`` (RDS reporting an
+  instance failed), ``RegionOutage`` (a region, and Route 53's control plane, refusing
+  every call), and ``Route53View`` answers DNS queries from the documented failover rules.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 
 from tests.support.lambdas import load_lambda
+from tests.support.route53_model import HealthCheckSpec, RegionDown, Route53Model, alarm_from_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUTS_PATH = REPO / "cfn-outputs" / "flat-outputs.json"
@@ -239,14 +244,8 @@ def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
 
 
 class EmulatorCorrections:
-    """Openly corrects moto where it departs from documented AWS behaviour (drill only).
+    """Openly corrects moto where it departs from documented AWS behaviour (drills only).
 
-    * Route 53 GetHealthCheckStatus: moto always reports "Success". For a health
-      check of type CLOUDWATCH_METRIC, AWS reports the state of the alarm it follows:
-      ALARM is unhealthy, OK is healthy, INSUFFICIENT_DATA follows the check's
-      InsufficientDataHealthStatus, which this deployment sets to Unhealthy (Route 53
-      Developer Guide, "Monitoring a CloudWatch alarm"; API HealthCheckConfig). The
-      answer is derived from the canary alarm's real state in the emulator.
     * RDS PromoteReadReplica: moto keeps ReadReplicaSourceDBInstanceIdentifier on the
       promoted instance and keeps it in the source's ReadReplicaDBInstanceIdentifiers.
       On AWS a promoted instance is a standalone instance and DescribeDBInstances no
@@ -255,7 +254,7 @@ class EmulatorCorrections:
       "if this DB instance is a read replica"). After a successful promotion is seen,
       both fields are corrected in DescribeDBInstances answers.
 
-    Every successful call is also counted, so the drill can prove "exactly one promotion".
+    Every successful call is also counted, so a drill can prove "exactly one promotion".
     """
 
     def __init__(self, deployment: Deployment):
@@ -264,7 +263,6 @@ class EmulatorCorrections:
         self.applied: list[str] = []  # which corrections actually changed an answer
         self.promoted_arns: set[str] = set()
         self.promoted_ids: set[str] = set()
-        self._alarm_reader = client("cloudwatch", deployment["primaryDbRegion"])
 
     def count(self, operation: str) -> int:
         return self.calls.count(operation)
@@ -272,10 +270,7 @@ class EmulatorCorrections:
     def hook(self, made: Any) -> None:
         events = made.meta.events
         events.register("after-call.*.*", self._count)
-        service = made.meta.service_model.service_name
-        if service == "route53":
-            events.register("before-call.route53.GetHealthCheckStatus", self._health_check_status)
-        if service == "rds":
+        if made.meta.service_model.service_name == "rds":
             events.register("after-call.rds.PromoteReadReplica", self._promoted)
             events.register("after-call.rds.DescribeDBInstances", self._describe_corrected)
 
@@ -287,28 +282,6 @@ class EmulatorCorrections:
     def _count(self, http_response: Any, model: Any, **_: Any) -> None:
         if http_response is not None and http_response.status_code < 300:
             self.calls.append(model.name)
-
-    def _health_check_status(self, params: Mapping[str, Any], **_: Any) -> Any:
-        # before-call sees the serialized request: the id is in the REST path.
-        if self.deployment["primaryHealthCheckId"] not in str(params.get("url_path", "")):
-            return None
-        state = self._alarm_reader.describe_alarms(
-            AlarmNames=[self.deployment["canaryAlarmName"]])["MetricAlarms"][0]["StateValue"]
-        healthy = state == "OK"
-        status = ("Success: alarm state OK" if healthy else
-                  f"Failure: CloudWatch alarm {self.deployment['canaryAlarmName']} is {state}")
-        now = datetime.datetime.now(datetime.timezone.utc)
-        observations = [
-            {"Region": region, "IPAddress": f"192.0.2.{index + 10}",
-             "StatusReport": {"Status": status, "CheckedTime": now}}
-            for index, region in enumerate(("us-east-1", "eu-west-1", "ap-southeast-1"))
-        ]
-        self._applied("Route 53 GetHealthCheckStatus answered from the canary alarm's state "
-                      "(moto always reports Success)")
-        return AWSResponse("http://emulator.invalid", 200, {}, None), {
-            "HealthCheckObservations": observations,
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-        }
 
     def _promoted(self, http_response: Any, parsed: Mapping[str, Any], **_: Any) -> None:
         if http_response is not None and http_response.status_code < 300:
@@ -332,6 +305,137 @@ class EmulatorCorrections:
     def _applied(self, what: str) -> None:
         if what not in self.applied:
             self.applied.append(what)
+
+
+class RegionOutage:
+    """Plays a whole-region outage on the clients it hooks (emulator drills).
+
+    While ``down``, every call to ``region``, and every call to Route 53's control plane
+    when ``control_plane`` is set (its home is us-east-1), fails as an unreachable
+    endpoint does, before anything is sent. ``refused`` lists what was refused.
+    """
+
+    def __init__(self, region: str, control_plane: bool):
+        self.region, self.control_plane = region, control_plane
+        self.down = False
+        self.refused: list[str] = []
+
+    def hook(self, made: Any) -> None:
+        service = made.meta.service_model.service_name
+        if made.meta.region_name == self.region or (self.control_plane and service == "route53"):
+            made.meta.events.register("before-call.*.*", self._refuse)
+
+    def _refuse(self, model: Any, **_: Any) -> None:
+        if self.down:
+            self.refused.append(model.name)
+            raise EndpointConnectionError(endpoint_url=f"https://{self.region}.unreachable.invalid")
+
+
+class PlayedPrimaryFailure:
+    """Plays an instance failure RDS would report: DescribeDBInstances of the primary answers
+    ``status`` (moto has no way to fail an instance). Emulator drills only."""
+
+    def __init__(self, identifier: str, status: str = "failed"):
+        self.identifier, self.status, self.active = identifier, status, False
+
+    def hook(self, made: Any) -> None:
+        if made.meta.service_model.service_name == "rds":
+            made.meta.events.register("after-call.rds.DescribeDBInstances", self._failed)
+
+    def _failed(self, parsed: dict[str, Any], **_: Any) -> None:
+        for instance in parsed.get("DBInstances", []):
+            if self.active and instance.get("DBInstanceIdentifier") == self.identifier:
+                instance["DBInstanceStatus"] = self.status
+
+
+class PlayedCanaries:
+    """The two canaries' runs, played in the emulator (Lambda cannot run there).
+
+    The primary's canary reports through CloudWatch: its alarm's state (what the promoter
+    reads) and its Errors datapoints (what Route 53 evaluates). The replica canary logs the
+    answer Route 53 gives for witness.<zone>, taken from the Route 53 model over the
+    deployed records and alarms. Both write exactly what the real functions produce.
+    """
+
+    def __init__(self, deployment: Deployment, route53: Any):
+        self.deployment = deployment
+        self.primary_region = deployment["primaryDbRegion"]
+        self.view = Route53View(deployment, route53)
+        self.canary_reachable = True  # False while the primary region is down
+
+    def primary(self, report: str) -> None:
+        """"ok", "failing" or "silent", as test_promoter's world plays it."""
+        cloudwatch = client("cloudwatch", self.primary_region)
+        cloudwatch.set_alarm_state(AlarmName=self.deployment["canaryAlarmName"],
+                                   StateValue="OK" if report == "ok" else "ALARM",
+                                   StateReason=f"drill: the canary reports {report}")
+        if report == "silent":
+            return
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=[
+            {"MetricName": "Errors", "Value": 0.0 if report == "ok" else 1.0, "Unit": "Count",
+             "Timestamp": now - datetime.timedelta(seconds=5 + 60 * minute),
+             "Dimensions": [{"Name": "FunctionName", "Value": self.deployment["canaryFunctionName"]}]}
+            for minute in range(2)
+        ])
+
+    def relay_witness(self) -> str:
+        answer = self.view.answer(self.deployment["witnessRecordName"])
+        healthy, failing = self.view.witness_addresses()
+        verdict = "healthy" if answer == [healthy] else "unhealthy" if answer == [failing] else "unresolved"
+        group = self.deployment["replicaCanaryLogGroupName"]
+        logs = client("logs", self.deployment["replicaRegion"])
+        stream = "drill-replica-canary"
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        line = {"event": "canary-probe", "host": self.deployment["replicaAddress"], "port": 5432,
+                "alive": True, "witness": verdict,
+                "witness_detail": f"{self.deployment['witnessRecordName']} -> {answer}"}
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": json.dumps(line)}])
+        return verdict
+
+
+class Route53View:
+    """Route 53's data plane over the deployed zone (``tests.support.route53_model``).
+
+    The health checks' settings are the ones the layer declares (the outputs name them;
+    moto drops AlarmIdentifier and InsufficientDataHealthStatus, the unit tests check the
+    declared values on the plan). ``primary_down`` makes the primary region's CloudWatch
+    unanswering for Route 53, as in a regional outage.
+    """
+
+    def __init__(self, deployment: Deployment, route53: Any):
+        self.deployment, self.route53 = deployment, route53
+        self.primary_down = False
+        checks = {
+            deployment["canaryHealthCheckId"]: HealthCheckSpec(
+                deployment["canaryHealthCheckId"], "CLOUDWATCH_METRIC", deployment["canaryAlarmName"],
+                deployment["primaryDbRegion"], "Unhealthy"),
+            deployment["writerFenceHealthCheckId"]: HealthCheckSpec(
+                deployment["writerFenceHealthCheckId"], "CLOUDWATCH_METRIC", deployment["fenceAlarmName"],
+                deployment["replicaRegion"], "LastKnownStatus"),
+        }
+        self.model = Route53Model(checks, alarm_from_metrics(self._cloudwatch))
+
+    def _cloudwatch(self, region: str) -> Any:
+        if self.primary_down and region == self.deployment["primaryDbRegion"]:
+            raise RegionDown(region)
+        return client("cloudwatch", region)
+
+    def answer(self, name: str) -> list[str]:
+        return self.model.answer(record_sets(self.route53, self.deployment["hostedZoneId"], name), name)
+
+    def writer(self) -> str:
+        """"primary" or "replica": where writer.<zone> sends a client now."""
+        answer = self.answer(self.deployment["writerRecordName"])
+        return {self.deployment["primaryDbAddress"].lower(): "primary",
+                self.deployment["replicaAddress"].lower(): "replica"}[answer[0]]
+
+    def witness_addresses(self) -> tuple[str, str]:
+        pair = {r.get("Failover"): values_of(r) for r in record_sets(
+            self.route53, self.deployment["hostedZoneId"], self.deployment["witnessRecordName"])}
+        return pair["PRIMARY"][0], pair["SECONDARY"][0]
 
 
 class Phases:

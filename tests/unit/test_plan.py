@@ -142,14 +142,17 @@ def test_the_plan_json_lists_every_resource_with_secrets_masked(plan, plan_doc):
     assert plan_doc["violations"] == [] and plan_doc["waived"]
 
 
-def test_the_summary_shows_each_layer_its_outputs_and_the_detection_budget(plan):
+def test_the_summary_shows_each_layer_its_outputs_and_each_failure_paths_timing(plan):
     text = plan_module.render(plan)
     for layer in LAYERS:
         assert f"== {layer} " in text
     for key in EXPORTS["network"]:
         assert f"    {key} = " in text
-    budget = plan.runs["dns-failover"].exports["detectionBudgetSeconds"]
-    assert "failover detection budget" in text and f"{budget} s" in text
+    exports = plan.runs["dns-failover"].exports
+    for title, key in (("instance failure, region reachable", "instanceFailureWorstCaseSeconds"),
+                       ("whole-region outage", "regionOutageWorstCaseSeconds")):
+        assert f"    {title}: {exports[key]} s (exported {key} = {exports[key]})" in text
+    assert "replica canary relays the witness" in text
     assert "engine=postgres" in text and "multiAz=" in text and "encrypted=True" in text
     assert text.rstrip().endswith("PLAN OK")
 

@@ -12,10 +12,22 @@ Interface (kept in step with the Pulumi layer that deploys it):
     env DB_HOST                 primary endpoint address (required)
     env DB_PORT                 default 5432
     env PROBE_TIMEOUT_SECONDS   default 5; the budget for the WHOLE probe
+    env WITNESS_NAME            optional (the replica canary sets it): a name whose Route 53
+                                failover answer is WITNESS_HEALTHY_ADDRESS while the primary's
+                                canary health check is healthy, WITNESS_FAILING_ADDRESS when not
     ``probe(host, port, timeout) -> ProbeResult(alive, reason, elapsed_ms, tls_version)``
     ``handler(event, context)`` returns a small dict when alive, raises ``PrimaryDown``
     when not. Set the function timeout a few seconds above PROBE_TIMEOUT_SECONDS.
     IAM: only CloudWatch Logs writes and the VPC network-interface actions.
+
+The same code runs twice: in the primary VPC against the primary (its failures feed the
+alarm and the Route 53 health check behind ``witness.<zone>``), and in the secondary VPC
+against the replica. There it also resolves WITNESS_NAME through the VPC's resolver, which
+answers from Route 53's data plane, and logs what Route 53 answered: that is how the
+promoter, in the secondary region, learns Route 53's global verdict on the primary's canary
+without calling Route 53's control plane (us-east-1). One JSON line per run carries both
+(``{"event": "canary-probe", "alive": ..., "witness": ...}``); the lookup has its own
+WITNESS_TIMEOUT_SECONDS budget and never changes the probe's verdict.
 
 The probe is what ``pg_isready`` does, plus TLS (the server forces TLS):
     1. TCP connect.
@@ -72,6 +84,9 @@ AUTH_REQUESTS = {
 MAX_MESSAGE_BYTES = 64 * 1024
 # Leave the Lambda runtime this much time to report a failure before it kills us.
 LAMBDA_SAFETY_MARGIN_SECONDS = 1.0
+# Budget of the witness lookup (one name through the VPC resolver), before the probe's own.
+WITNESS_TIMEOUT_SECONDS = 2.0
+WITNESS_VERDICTS = ("healthy", "unhealthy", "unresolved")
 
 
 class PrimaryDown(Exception):
@@ -297,14 +312,34 @@ def _settings(environ: Mapping[str, str]) -> tuple[str, int, float]:
     return host, port, timeout
 
 
+def observe_witness(name: str, healthy_address: str, failing_address: str,
+                    timeout: float = WITNESS_TIMEOUT_SECONDS) -> tuple[str, str]:
+    """(verdict, detail): which member of the witness failover pair Route 53 answers with."""
+    try:
+        addresses = {info[4][0] for info in _resolve(name, 0, _Deadline(timeout))}
+    except (TimeoutError, _Failure) as error:
+        return "unresolved", str(error)
+    if healthy_address in addresses:
+        return "healthy", f"{name} -> {healthy_address} (PRIMARY: the canary's health check is healthy)"
+    if failing_address in addresses:
+        return "unhealthy", f"{name} -> {failing_address} (SECONDARY: the canary's health check is unhealthy)"
+    return "unresolved", f"{name} -> {sorted(addresses)}: neither witness address"
+
+
 def handler(event: object, context: object) -> dict:
     host, port, timeout = _settings(os.environ)
+    record: dict[str, object] = {"event": "canary-probe", "host": host, "port": port}
+    witness_name = (os.environ.get("WITNESS_NAME") or "").strip()
+    if witness_name:
+        record["witness"], record["witness_detail"] = observe_witness(
+            witness_name, os.environ.get("WITNESS_HEALTHY_ADDRESS", ""),
+            os.environ.get("WITNESS_FAILING_ADDRESS", ""))
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining_ms):
         # Report "down" ourselves rather than let the runtime time us out silently.
         timeout = max(0.1, min(timeout, remaining_ms() / 1000.0 - LAMBDA_SAFETY_MARGIN_SECONDS))
     result = probe(host, port, timeout)
-    record = {"event": "canary-probe", "host": host, "port": port, **asdict(result)}
+    record.update(asdict(result))
     print(json.dumps(record, sort_keys=True), flush=True)
     if not result.alive:
         raise PrimaryDown(result)
