@@ -109,7 +109,7 @@ class PromoterArgs:
     replica_region: pulumi.Input[str]
     # The secondary-db layer's backupRetentionDaysAfterPromotion, through its stack output.
     backup_retention_days: pulumi.Input[int]
-    kms_key_arn: pulumi.Input[str]  # the secondary region's key, for the events topic
+    kms_key_arn: pulumi.Input[str]  # the secondary region's key: events topic, promoter logs
     zone_id: pulumi.Input[str]
     writer_name: str
     primary_set_identifier: str
@@ -201,6 +201,7 @@ class Promoter(pulumi.ComponentResource):
                 timeout_seconds=settings.promoter_timeout_seconds,
                 memory_mb=PROMOTER_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
+                log_group_kms_key_arn=args.kms_key_arn,
                 namer=namer,
                 policy_statements=_promoter_statements(
                     args, self.events_topic.arn, zone_arn, health_check_arn, self.arming.arn

@@ -35,7 +35,6 @@ import pulumi
 import pulumi_aws as aws
 from failover_function import FailoverFunction, FailoverFunctionArgs
 
-from shared import iam
 from shared.components.alerting import AlertTopic, AlertTopicArgs
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
 
@@ -52,7 +51,7 @@ class HealthSignalArgs:
     security_group_id: pulumi.Input[str]
     db_host: pulumi.Input[str]
     db_port: pulumi.Input[int]
-    kms_key_arn: pulumi.Input[str]  # the primary region's key, for the alarm topic
+    kms_key_arn: pulumi.Input[str]  # the primary region's key: alarm topic, canary log group
 
 
 class HealthSignal(pulumi.ComponentResource):
@@ -86,19 +85,9 @@ class HealthSignal(pulumi.ComponentResource):
                 memory_mb=CANARY_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
                 namer=namer,
-                policy_statements=[
-                    # Lambda creates and removes the function's network interfaces with the
-                    # execution role. DescribeNetworkInterfaces and DescribeSubnets support no
-                    # resource-level permissions, and the interfaces do not exist (have no ARN)
-                    # before Lambda creates them, so these actions take "*" (Lambda Developer
-                    # Guide, "Giving Lambda functions access to resources in an Amazon VPC").
-                    iam.statement(
-                        ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
-                         "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
-                         "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"],
-                        ["*"], sid="ManageVpcInterfaces",
-                    ),
-                ],
+                log_group_kms_key_arn=args.kms_key_arn,
+                # FailoverFunction grants the network-interface calls Lambda needs for these
+                # subnets and this security group (vpc_interface_statements).
                 subnet_ids=args.subnet_ids,
                 security_group_ids=[args.security_group_id],
             ),
