@@ -445,39 +445,21 @@ def run_layer(
     upstream: Mapping[str, Mapping[str, Any]] | None = None,
     backend: Backend | None = None,
     preview: bool = False,
+    program: Callable[[], None] | None = None,
 ) -> LayerRun:
     """Run ``stacks/<layer>/__main__.py`` under mocks and return what it did.
 
     ``upstream`` maps stack-reference names (``org/project/stack``) to outputs.
     Exceptions raised by the program (for example a ``ConfigError``) propagate.
+    ``program`` runs instead of ``__main__.py``, as the layer's program would (its project,
+    modules and config): tests use it to build a component the layer does not declare yet.
     """
     if layer not in PROJECTS:
         raise ValueError(f"unknown layer {layer!r}")
-    program_dir = layer_dir(layer)
 
-    def program() -> None:
-        runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
+    def main() -> None:
+        runpy.run_path(str(layer_dir(layer) / "__main__.py"), run_name="__main__")
 
-    return run_program(layer, program, config, stack=stack, organization=organization,
-                       upstream=upstream, backend=backend, preview=preview)
-
-
-def run_program(
-    layer: str,
-    program: Callable[[], None],
-    config: Mapping[str, Any] | None = None,
-    *,
-    stack: str = "dev",
-    organization: str = "organization",
-    upstream: Mapping[str, Mapping[str, Any]] | None = None,
-    backend: Backend | None = None,
-    preview: bool = False,
-) -> LayerRun:
-    """Run ``program`` as if it were ``layer``'s program (its project, modules and config).
-
-    Tests use it to build a component the way a layer would, for example a function the
-    layer does not declare yet.
-    """
     project = PROJECTS[layer]
     recorder = _Recorder(layer, backend or SyntheticBackend(), upstream or {})
     mocks = _Mocks(recorder)
@@ -494,7 +476,7 @@ def run_program(
     before = set(sys.modules)
     sys.path.insert(0, str(program_dir))
     try:
-        _sync_await(run_pulumi_func(program))
+        _sync_await(run_pulumi_func(program or main))
         root = pulumi_settings.get_root_resource()
         exports, secrets = _resolve_exports(getattr(root, "outputs", {}))
     finally:

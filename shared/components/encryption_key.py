@@ -106,25 +106,28 @@ def key_policy(region: str, account_id: str, partition: str,
     conditioned = sorted(set(topic_publishers) - set(_PUBLISHERS_WITHOUT_SOURCE_KEYS))
     unconditioned = sorted(set(topic_publishers) & set(_PUBLISHERS_WITHOUT_SOURCE_KEYS))
     if conditioned:
-        statements.append({
-            "Sid": "ServicesPublishToEncryptedTopics",
-            "Effect": "Allow",
-            "Principal": {"Service": conditioned},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": "*",
-            # Only on behalf of this account's alarms and subscriptions (confused deputy,
-            # IAM User Guide; KMS Developer Guide, "aws:SourceAccount").
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-        })
+        # Only on behalf of this account's alarms and subscriptions (confused deputy, IAM
+        # User Guide; KMS Developer Guide, "aws:SourceAccount").
+        statements.append(_publish_statement(
+            "ServicesPublishToEncryptedTopics", conditioned,
+            {"StringEquals": {"aws:SourceAccount": account_id}}))
     if unconditioned:
-        statements.append({
-            "Sid": "EventBridgePublishesToEncryptedTopics",
-            "Effect": "Allow",
-            "Principal": {"Service": unconditioned},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": "*",
-        })
+        statements.append(_publish_statement("EventBridgePublishesToEncryptedTopics", unconditioned))
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _publish_statement(sid: str, principals: Sequence[str],
+                       condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": list(principals)},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
 
 
 class EncryptionKey(pulumi.ComponentResource):

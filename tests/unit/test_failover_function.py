@@ -2,7 +2,7 @@
 
 The layers run for real under the mock runtime on each other's exports. A second VPC
 function (the replica canary, in the secondary region, not yet declared by the layer) is
-built through the same component with ``run_program``, so what holds for the canary holds
+built through the same component with ``run_layer(..., program=...)``, so what holds for the canary holds
 for every VPC function.
 """
 
@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from offline.harness import DYNAMIC_TYPE_PREFIX, destroy_order, run_all, run_program
+from offline.harness import DYNAMIC_TYPE_PREFIX, destroy_order, run_all, run_layer
 from shared.naming import FAILOVER_FUNCTION_BASES, Namer
 
 LAYER_DIR = Path(__file__).resolve().parents[2] / "stacks" / "dns-failover"
@@ -61,7 +61,7 @@ def replica_canary():
             opts=pulumi.ResourceOptions(providers=[provider]),
         )
 
-    return run_program("dns-failover", program, CONFIG, stack="ci")
+    return run_layer("dns-failover", CONFIG, stack="ci", program=program)
 
 
 def _functions(run) -> list:
