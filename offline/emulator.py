@@ -103,6 +103,8 @@ def inventory(endpoint_url: str, regions: Iterable[str]) -> dict[str, set[str]]:
         add("ec2 security-group-rule", region,
             (r["SecurityGroupRuleId"] for r in ec2.describe_security_group_rules()["SecurityGroupRules"]))
         add("ec2 flow-log", region, (f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]))
+        add("ec2 network-interface", region,
+            (n["NetworkInterfaceId"] for n in ec2.describe_network_interfaces()["NetworkInterfaces"]))
 
         logs = _client("logs", region, endpoint_url)
         add("logs log-group", region, (g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]))

@@ -24,7 +24,7 @@ import json
 import runpy
 import sys
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +43,8 @@ STACKS_DIR = REPO_ROOT / "stacks"
 # An account ID from the AWS documentation's example range; never a real account.
 OFFLINE_ACCOUNT_ID = "111122223333"
 PROVIDER_TYPE = "pulumi:providers:aws"
+# Type tokens of pulumi.dynamic resources ("pulumi-python:dynamic/<module>:<name>").
+DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
 
 
@@ -227,6 +229,11 @@ class SyntheticBackend:
                        "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"):
             rid = f"sg-{h}"
             out.update(arn=arn("ec2", f"security-group/{rid}"))
+        elif token.startswith(DYNAMIC_TYPE_PREFIX):
+            # A dynamic resource's provider runs in the deployer's process and may call AWS
+            # (the interface drain does, on delete): nothing runs here. Its outputs are its
+            # inputs, as pulumi.dynamic records them.
+            rid = f"{record.name}-{h[:8]}"
         elif token.startswith("random:"):
             out.update(hex=h[:16], b64Url=h[:11], b64Std=h[:11] + "=", dec=str(int(h[:12], 16)),
                        result=h[: int(inputs.get("length") or 8)])
@@ -448,14 +455,21 @@ def run_layer(
     upstream: Mapping[str, Mapping[str, Any]] | None = None,
     backend: Backend | None = None,
     preview: bool = False,
+    program: Callable[[], None] | None = None,
 ) -> LayerRun:
     """Run ``stacks/<layer>/__main__.py`` under mocks and return what it did.
 
     ``upstream`` maps stack-reference names (``org/project/stack``) to outputs.
     Exceptions raised by the program (for example a ``ConfigError``) propagate.
+    ``program`` runs instead of ``__main__.py``, as the layer's program would (its project,
+    modules and config): tests use it to build a component the layer does not declare yet.
     """
     if layer not in PROJECTS:
         raise ValueError(f"unknown layer {layer!r}")
+
+    def main() -> None:
+        runpy.run_path(str(layer_dir(layer) / "__main__.py"), run_name="__main__")
+
     project = PROJECTS[layer]
     recorder = _Recorder(layer, backend or SyntheticBackend(), upstream or {})
     mocks = _Mocks(recorder)
@@ -472,10 +486,7 @@ def run_layer(
     before = set(sys.modules)
     sys.path.insert(0, str(program_dir))
     try:
-        def program() -> None:
-            runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
-
-        _sync_await(run_pulumi_func(program))
+        _sync_await(run_pulumi_func(program or main))
         root = pulumi_settings.get_root_resource()
         exports, secrets = _resolve_exports(getattr(root, "outputs", {}))
     finally:
@@ -487,6 +498,34 @@ def run_layer(
             if path.startswith(str(program_dir)):
                 del sys.modules[name]
     return LayerRun(layer, project, stack, recorder.records, exports, secrets, recorder.invokes)
+
+
+def destroy_order(run: LayerRun) -> list[ResourceRecord]:
+    """The order ``pulumi destroy`` deletes the run's resources in.
+
+    The engine deletes a resource only after everything that depends on it: the resources
+    that name it in ``depends_on`` or take one of its outputs (``dependencies``), its
+    children, and the resources it is the provider of. Any order that respects that is one
+    the engine may take; this is the reverse of the registration order restricted to it.
+    """
+    by_urn = {r.urn: r for r in run.resources}
+    dependents: dict[str, set[str]] = {urn: set() for urn in by_urn}
+    for record in run.resources:
+        for upstream in (*record.dependencies, record.parent_urn, record.provider_urn):
+            if upstream in dependents and upstream != record.urn:
+                dependents[upstream].add(record.urn)
+    deleted: list[ResourceRecord] = []
+    done: set[str] = set()
+    pending = [r.urn for r in reversed(run.resources)]
+    while pending:
+        ready = [urn for urn in pending if dependents[urn] <= done]
+        if not ready:
+            raise AssertionError(f"dependency cycle among {sorted(pending)}")
+        for urn in ready:
+            deleted.append(by_urn[urn])
+            done.add(urn)
+        pending = [urn for urn in pending if urn not in done]
+    return deleted
 
 
 def _resolve_exports(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:

@@ -40,6 +40,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from offline.harness import ResourceRecord, SyntheticBackend, layer_dir, policy_document_json
+from shared.components.lambda_interfaces import (
+    LAMBDA_INTERFACE_DESCRIPTION_PREFIX,
+    LambdaInterfaceDrain,
+    drain_lambda_interfaces,
+)
 
 # The wire signature of a secret value inside resource inputs.
 _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -1210,6 +1215,9 @@ def _function(b: MotoBackend, r: ResourceRecord, region: str):
             Tags=dict(r.effective_tags) or None,
         ),
     )
+    if vpc:
+        _attach_lambda_interfaces(b, region, name, list(_get(vpc, "subnetIds", [])),
+                                  list(_get(vpc, "securityGroupIds", [])))
     if _get(i, "reservedConcurrentExecutions") not in (None, -1, -1.0):
         lam.put_function_concurrency(FunctionName=name,
                                      ReservedConcurrentExecutions=_int(i["reservedConcurrentExecutions"]))
@@ -1221,7 +1229,47 @@ def _function(b: MotoBackend, r: ResourceRecord, region: str):
         invokeArn=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations",
     )
     out.pop("code", None)
+    # Like Lambda, deleting the function leaves its network interfaces to be released later;
+    # the function's LambdaInterfaceDrain (destroyed next) waits for them and deletes them.
     return name, out, lambda: _tolerant(lambda: lam.delete_function(FunctionName=name), name)
+
+
+def _attach_lambda_interfaces(b: MotoBackend, region: str, function: str, subnet_ids: list[str],
+                              security_group_ids: list[str]) -> None:
+    """The network interfaces Lambda creates for a VPC function, which moto does not.
+
+    Lambda creates one interface per subnet and security-group combination of the function's
+    VPC configuration (Lambda Developer Guide, "Giving Lambda functions access to resources
+    in an Amazon VPC"), described "AWS Lambda VPC ENI-<function>-...". Without them the
+    emulator could not show that the teardown releases them before the network layer goes.
+    """
+    ec2 = b.client("ec2", region)
+    for subnet in subnet_ids:
+        ec2.create_network_interface(
+            SubnetId=subnet, Groups=security_group_ids,
+            Description=f"{LAMBDA_INTERFACE_DESCRIPTION_PREFIX}-{function}-{_short(subnet, length=8)}")
+    b.note("moto creates no network interfaces for a VPC function; the backend creates one per "
+           "subnet as Lambda does, so the teardown must release them (they stay 'available', "
+           "as Lambda's interfaces become once the function is gone)")
+
+
+@handles(f"pulumi-python:{LambdaInterfaceDrain._resource_type_name}")
+def _lambda_interface_drain(b: MotoBackend, r: ResourceRecord, region: str):
+    # A dynamic resource: creating it calls nothing in AWS; its delete is the same code the
+    # deployer's dynamic provider runs, here against the emulator's EC2.
+    i = plain(r.inputs)
+    rid = f"{i['functionName']}-interfaces"
+    drain_region = i["region"]
+    outputs = {key: i[key] for key in
+               ("functionName", "region", "subnetIds", "securityGroupIds", "timeoutSeconds")}
+
+    def delete() -> str:
+        deleted = drain_lambda_interfaces(
+            b.client("ec2", drain_region), i["subnetIds"], i["securityGroupIds"],
+            timeout_seconds=float(i["timeoutSeconds"]))
+        return f"deleted: {rid} (released network interfaces {', '.join(deleted) or 'none'})"
+
+    return rid, dict(outputs, id=rid), delete
 
 
 @handles("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")

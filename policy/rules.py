@@ -570,6 +570,17 @@ def check_log_retention_year(resource_type: str, props: Mapping[str, Any], ctx: 
     return []
 
 
+def check_log_group_encrypted(resource_type: str, props: Mapping[str, Any], ctx: Context) -> list[str]:
+    # Without kmsKeyId CloudWatch Logs encrypts with a key AWS owns and no key policy of
+    # ours governs who can read the data (CloudWatch Logs User Guide, "Encrypt log data in
+    # CloudWatch Logs using AWS KMS"; Checkov CKV_AWS_158).
+    key = get(props, "kmsKeyId")
+    if key is UNKNOWN:
+        return []
+    return [] if key else ["kmsKeyId is not set: the log group is not encrypted with a KMS key "
+                           "of this deployment"]
+
+
 def _open_cidrs(values: Iterable[Any]) -> list[str]:
     out = []
     for value in values:
@@ -794,6 +805,8 @@ RULES: list[Rule] = [
          check_sns_encrypted, (SNS_TOPIC,), reference="FSBP SNS.1"),
     Rule("logs-retention-set", "Log groups declare a retention period.",
          check_log_retention_set, (LOG_GROUP,), reference="task: log groups with retention"),
+    Rule("logs-kms-encrypted", "Log groups are encrypted with a customer managed KMS key.",
+         check_log_group_encrypted, (LOG_GROUP,), reference="task: KMS encryption at rest; CKV_AWS_158"),
     Rule("logs-retention-year", "Log groups keep events for at least a year (baseline; waived).",
          check_log_retention_year, (LOG_GROUP,), reference="FSBP CloudWatch.16"),
     Rule("network-no-internet-ingress",

@@ -56,7 +56,7 @@ class NameSpec:
     """A base name and the AWS name family its physical name belongs to.
 
     ``overhead`` counts characters AWS or the project adds around the label
-    (for example ``alias/`` or a Lambda log group's ``/aws/lambda/``).
+    (for example ``alias/`` in a KMS alias, whose limit counts it).
     """
 
     base: str
@@ -71,6 +71,29 @@ class NameSpec:
 # An upper bound of "arn:<partition>:ssm:<region>:<account>:parameter/" (long partition and
 # region names), the part of an SSM parameter ARN that counts against the name's limit.
 SSM_ARN_PREFIX_BOUND = "arn:aws-iso-b:ssm:ap-southeast-7:123456789012:parameter/"
+
+
+# Major versions whose TLS parameter group names are catalogued. A version added to
+# shared.config.SUPPORTED_PG_MAJOR_VERSIONS must be added here too (a unit test checks it).
+PARAMETER_GROUP_MAJOR_VERSIONS = ("15", "16", "17", "18")
+
+# The dns-failover layer's functions, by the region (role) they run in. Their log groups are
+# encrypted with the database key of that region, whose key policy names exactly these groups.
+FAILOVER_FUNCTION_BASES = {
+    "primary": ("db-canary",),
+    "secondary": ("db-promoter", "db-replica-canary"),
+}
+
+
+def tls_parameter_group_base(role: str, major: str) -> str:
+    """``pg17-tls-primary``: a parameter group's name base carries its major version.
+
+    A new major version needs a group of a new family, and the family cannot be changed in
+    place: the provider replaces the group, creating the new one before deleting the old.
+    With the version in the name the two never collide, and the instance moves from one to
+    the other in the upgrade's own modify call.
+    """
+    return f"pg{major}-tls-{role}"
 
 
 # Every base name the layers use, with the family that constrains it. Layers
@@ -89,13 +112,21 @@ CATALOG: dict[str, NameSpec] = {
         NameSpec("db-clients-secondary", NameKind.SECURITY_GROUP),
         NameSpec("db-probe-primary", NameKind.SECURITY_GROUP),
         NameSpec("db-probe-secondary", NameKind.SECURITY_GROUP),
+        # The key each region's flow-log group is encrypted with: the network layer deploys
+        # before any database key exists.
+        NameSpec("flow-logs-primary", NameKind.KMS_ALIAS, overhead=len("alias/")),
+        NameSpec("flow-logs-secondary", NameKind.KMS_ALIAS, overhead=len("alias/")),
         # databases
         NameSpec("pg-primary", NameKind.RDS_IDENTIFIER),
         NameSpec("pg-replica", NameKind.RDS_IDENTIFIER),
         NameSpec("pg-subnets-primary", NameKind.RDS_IDENTIFIER),
         NameSpec("pg-subnets-secondary", NameKind.RDS_IDENTIFIER),
+        # Logical names of the TLS parameter groups; their physical names carry the major
+        # version (tls_parameter_group_base) and are catalogued below.
         NameSpec("pg-tls-primary", NameKind.RDS_IDENTIFIER),
         NameSpec("pg-tls-secondary", NameKind.RDS_IDENTIFIER),
+        *(NameSpec(tls_parameter_group_base(role, major), NameKind.RDS_IDENTIFIER)
+          for role in ("primary", "secondary") for major in PARAMETER_GROUP_MAJOR_VERSIONS),
         NameSpec("rds-monitoring-primary", NameKind.IAM_ROLE),
         NameSpec("rds-monitoring-secondary", NameKind.IAM_ROLE),
         NameSpec("rds-primary", NameKind.KMS_ALIAS, overhead=len("alias/")),
@@ -112,9 +143,12 @@ CATALOG: dict[str, NameSpec] = {
         NameSpec("pg-replica-free-storage", NameKind.CLOUDWATCH_ALARM),
         NameSpec("pg-replica-lag", NameKind.CLOUDWATCH_ALARM),
         # dns-failover
-        NameSpec("db-canary", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
-        NameSpec("db-replica-canary", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
-        NameSpec("db-promoter", NameKind.LAMBDA_FUNCTION, overhead=len("/aws/lambda/")),
+        # FunctionName is limited to 64 characters on its own (CreateFunction); the log
+        # group "/aws/lambda/<function>" may have 512 (CreateLogGroup), so it never binds.
+        NameSpec("db-canary", NameKind.LAMBDA_FUNCTION),
+        # The second canary, probing the replica from the secondary VPC.
+        NameSpec("db-replica-canary", NameKind.LAMBDA_FUNCTION),
+        NameSpec("db-promoter", NameKind.LAMBDA_FUNCTION),
         NameSpec("db-canary-role", NameKind.IAM_ROLE),
         NameSpec("db-replica-canary-role", NameKind.IAM_ROLE),
         NameSpec("db-promoter-role", NameKind.IAM_ROLE),

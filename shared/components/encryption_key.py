@@ -1,7 +1,9 @@
-"""A customer-managed KMS key for one region: the database, its log groups and its alerts.
+"""A customer-managed KMS key for one region: a database, log groups and alert topics.
 
 KMS keys are regional, so each region that holds encrypted data gets its own
 key (an encrypted cross-region replica must be given a key of its own region).
+A key grants only the services it serves: RDS and topic publishers for a
+database key, CloudWatch Logs (for named log groups) for any key that has them.
 The key policy is explicit instead of the console default, so a reviewer can
 see exactly which services may use the key and under which conditions.
 """
@@ -18,6 +20,12 @@ import pulumi_aws as aws
 
 from shared.components.alerting import SNS_PUBLISHERS
 from shared.naming import Namer
+
+# Publishers whose calls to KMS on behalf of an encrypted topic carry aws:SourceAccount.
+# EventBridge's do not: "Adding the aws:SourceAccount and aws:SourceArn to a AWS KMS policy
+# is not supported for EventBridge-to-encrypted topics" (SNS Developer Guide, "Managing
+# Amazon SNS encryption keys and costs"), so a condition would silently drop its events.
+_PUBLISHERS_WITHOUT_SOURCE_KEYS = ("events.amazonaws.com",)
 
 DELETION_WINDOW_DAYS = 7
 # Cryptographic operations a service needs to encrypt and read back data with the key.
@@ -37,10 +45,15 @@ class EncryptionKeyArgs:
     description: str
     # Log group names (a trailing "*" allowed) whose data CloudWatch Logs may encrypt.
     log_group_patterns: Sequence[str] = ()
+    # RDS storage, snapshots and Performance Insights of this account and region.
+    for_rds: bool = True
+    # Service principals that publish to topics encrypted with this key.
+    topic_publishers: Sequence[str] = SNS_PUBLISHERS
 
 
 def key_policy(region: str, account_id: str, partition: str,
-               log_group_patterns: Sequence[str]) -> str:
+               log_group_patterns: Sequence[str], for_rds: bool = True,
+               topic_publishers: Sequence[str] = SNS_PUBLISHERS) -> str:
     """The key policy document (JSON) for one region's key."""
     statements: list[dict[str, Any]] = [
         {
@@ -53,7 +66,9 @@ def key_policy(region: str, account_id: str, partition: str,
             "Action": "kms:*",
             "Resource": "*",
         },
-        {
+    ]
+    if for_rds:
+        statements.append({
             # The statement AWS's own aws/rds key carries: principals of this account may
             # use the key only through RDS in this region (storage, snapshots, Performance
             # Insights, cross-region replica creation).
@@ -66,12 +81,14 @@ def key_policy(region: str, account_id: str, partition: str,
                 "kms:ViaService": f"rds.{region}.amazonaws.com",
                 "kms:CallerAccount": account_id,
             }},
-        },
-    ]
+        })
     if log_group_patterns:
         statements.append({
-            # CloudWatch Logs may encrypt only the named log groups of this account
-            # (CloudWatch Logs User Guide, "Encrypt log data using AWS KMS").
+            # CloudWatch Logs may use the key only for the named log groups of this account:
+            # it passes the group's ARN as encryption context on every call (CloudWatch Logs
+            # User Guide, "Encrypt log data in CloudWatch Logs using AWS KMS"). It checks
+            # this policy when a group is created or associated with the key, so the policy
+            # (part of the key resource) must exist before any such group.
             "Sid": "CloudWatchLogsForOwnLogGroups",
             "Effect": "Allow",
             "Principal": {"Service": f"logs.{region}.amazonaws.com"},
@@ -82,18 +99,35 @@ def key_policy(region: str, account_id: str, partition: str,
                 for pattern in log_group_patterns
             ]}},
         })
-    statements.append({
-        # CloudWatch alarms, EventBridge and RDS event notifications publish to SNS
-        # topics encrypted with this key; SNS needs these two calls on their behalf
-        # (SNS Developer Guide, "Enable compatibility between event sources from AWS
-        # services and encrypted topics"). Who may publish is limited by the topic policy.
-        "Sid": "ServicesPublishToEncryptedTopics",
+    # CloudWatch alarms, EventBridge and RDS event notifications publish to SNS topics
+    # encrypted with this key; SNS needs these two calls on their behalf (SNS Developer
+    # Guide, "Enable compatibility between event sources from AWS services and encrypted
+    # topics"). Who may publish to which topic is limited by the topic policy.
+    conditioned = sorted(set(topic_publishers) - set(_PUBLISHERS_WITHOUT_SOURCE_KEYS))
+    unconditioned = sorted(set(topic_publishers) & set(_PUBLISHERS_WITHOUT_SOURCE_KEYS))
+    if conditioned:
+        # Only on behalf of this account's alarms and subscriptions (confused deputy, IAM
+        # User Guide; KMS Developer Guide, "aws:SourceAccount").
+        statements.append(_publish_statement(
+            "ServicesPublishToEncryptedTopics", conditioned,
+            {"StringEquals": {"aws:SourceAccount": account_id}}))
+    if unconditioned:
+        statements.append(_publish_statement("EventBridgePublishesToEncryptedTopics", unconditioned))
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _publish_statement(sid: str, principals: Sequence[str],
+                       condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": sid,
         "Effect": "Allow",
-        "Principal": {"Service": sorted(SNS_PUBLISHERS)},
+        "Principal": {"Service": list(principals)},
         "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
         "Resource": "*",
-    })
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
 
 
 class EncryptionKey(pulumi.ComponentResource):
@@ -110,7 +144,8 @@ class EncryptionKey(pulumi.ComponentResource):
         namer = args.namer
         self.alias_name = namer.kms_alias(args.alias_base)
         policy = pulumi.Output.all(args.account_id, args.partition).apply(
-            lambda ids: key_policy(args.region, ids[0], ids[1], args.log_group_patterns)
+            lambda ids: key_policy(args.region, ids[0], ids[1], args.log_group_patterns,
+                                   args.for_rds, args.topic_publishers)
         )
         self.key = aws.kms.Key(
             namer.name(args.alias_base),

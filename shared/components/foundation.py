@@ -3,6 +3,10 @@
 Key, alert topic, Enhanced Monitoring role, TLS parameter group, subnet group
 and the log groups of the instance that will use them. The layer then adds the
 instance itself (primary or replica) and its alarms.
+
+The key also encrypts the log groups of the dns-failover functions that run in
+its region (``shared.naming.FAILOVER_FUNCTION_BASES``): that layer deploys after
+this one, so the key policy names those groups before they are created.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from shared.components.postgres import (
     TlsParameterGroupArgs,
     log_group_pattern,
 )
-from shared.naming import Namer
+from shared.naming import FAILOVER_FUNCTION_BASES, Namer
 
 
 @dataclass
@@ -64,8 +68,11 @@ class DatabaseFoundation(pulumi.ComponentResource):
                 account_id=args.account_id,
                 partition=args.partition,
                 description=f"PostgreSQL {args.identifier}: storage, snapshots, Performance "
-                            "Insights, log groups and alert topic",
-                log_group_patterns=[log_group_pattern(args.identifier)],
+                            "Insights, log groups and alert topic; failover function logs",
+                log_group_patterns=[
+                    log_group_pattern(args.identifier),
+                    *(namer.lambda_log_group(base) for base in FAILOVER_FUNCTION_BASES[role]),
+                ],
             ),
             opts=child,
         )
@@ -94,7 +101,7 @@ class DatabaseFoundation(pulumi.ComponentResource):
             namer.logical("parameters", role),
             TlsParameterGroupArgs(
                 namer=namer,
-                group_base=f"pg-tls-{role}",
+                role=role,
                 family=args.parameter_group_family,
                 log_min_duration_statement_ms=args.log_min_duration_statement_ms,
             ),

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shared.config import DatabaseTuning
-from shared.naming import Namer
+from shared.naming import Namer, tls_parameter_group_base
 
 ENGINE = "postgres"
 POSTGRES_PORT = 5432
@@ -48,9 +48,14 @@ def log_group_pattern(identifier: str) -> str:
 @dataclass
 class TlsParameterGroupArgs:
     namer: Namer
-    group_base: str  # catalogued base, e.g. "pg-tls-primary"
+    role: str  # "primary" or "secondary": selects the catalogued names
     family: pulumi.Input[str]  # e.g. "postgres17"
     log_min_duration_statement_ms: int
+
+
+def tls_parameter_group_name(namer: Namer, role: str, family: str) -> str:
+    """``pg17-tls-primary-<suffix>``: one name per major version (see the naming catalog)."""
+    return namer.name(tls_parameter_group_base(role, str(family_major_version(family))))
 
 
 class TlsParameterGroup(pulumi.ComponentResource):
@@ -62,15 +67,17 @@ class TlsParameterGroup(pulumi.ComponentResource):
     def __init__(self, name: str, args: TlsParameterGroupArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("rdsfailover:shared:TlsParameterGroup", name, None, opts)
-        group_name = args.namer.name(args.group_base)
+        family = pulumi.Output.from_input(args.family)
         # The family decides the accepted values (log_connections changed type in 18), and
         # the replica layer only learns it from the primary's stack: resolve it first.
-        parameters = pulumi.Output.from_input(args.family).apply(
-            lambda family: tls_parameters(args.log_min_duration_statement_ms, family)
+        parameters = family.apply(
+            lambda value: tls_parameters(args.log_min_duration_statement_ms, value)
         )
+        # The logical name stays the same across versions, the physical one does not: a new
+        # family replaces the group (create the new one, move the instance, delete the old).
         self.group = aws.rds.ParameterGroup(
-            group_name,
-            name=group_name,
+            args.namer.name(f"pg-tls-{args.role}"),
+            name=family.apply(lambda value: tls_parameter_group_name(args.namer, args.role, value)),
             family=args.family,
             description="Forces TLS for every connection; logs connections and slow statements",
             parameters=parameters,

@@ -10,15 +10,16 @@ timings per failure path, the drills and the failback.
 """
 
 import pulumi
-import pulumi_aws as aws
 from automated_promotion import DECISIONS_METRIC, Promoter, PromoterArgs
 from failover_dashboard import FailoverDashboardArgs, failover_dashboard
 from failover_dns import FailoverDns, FailoverDnsArgs
+from failover_function import VpcPlacement
 from health_signal import HealthSignal, HealthSignalArgs
 from replica_canary import ReplicaCanary, ReplicaCanaryArgs
 from upstream import read_upstream, replica_stands_alone
 from writer_fence import FENCE_METRIC, WriterFence, WriterFenceArgs
 
+from shared.components import account_context
 from shared.components.alerting import AlertTopic, AlertTopicArgs
 from shared.config import load_failover_settings
 from shared.contract import FailoverOutputs
@@ -33,13 +34,21 @@ in_primary = pulumi.ResourceOptions(providers=[providers.primary])
 in_secondary = pulumi.ResourceOptions(providers=[providers.secondary])
 # Global (Route 53) resources and the account lookup go through the secondary region's
 # provider, so nothing this layer must change during a primary-region outage needs it.
-account_id = aws.get_caller_identity_output(opts=providers.invoke_opts("secondary")).account_id
+account = account_context(providers, "secondary")
+
+
+def probe_placement(role: str, subnet_ids, security_group_id) -> VpcPlacement:
+    """Where a canary's network interfaces go: a region's private subnets and probe group."""
+    return VpcPlacement(region=providers.region(role), account_id=account.account_id,
+                        partition=account.partition, subnet_ids=subnet_ids,
+                        security_group_ids=[security_group_id])
+
 
 # Secondary region: where every failover message goes (SNS.1: the region's own key).
 events = AlertTopic(
     namer.logical("failover-events-topic"),
     AlertTopicArgs(namer=namer, topic_base="db-failover-events",
-                   kms_key_arn=upstream.secondary_kms_key_arn, account_id=account_id,
+                   kms_key_arn=upstream.secondary_kms_key_arn, account_id=account.account_id,
                    email=settings.alarm_email, publishers=["cloudwatch.amazonaws.com"]),
     opts=in_secondary,
 )
@@ -49,12 +58,10 @@ signal = HealthSignal(
     namer.logical("health-signal"),
     HealthSignalArgs(
         settings=settings,
-        subnet_ids=upstream.canary_subnet_ids,
-        security_group_id=upstream.canary_security_group_id,
+        vpc=probe_placement("primary", upstream.canary_subnet_ids, upstream.canary_security_group_id),
         db_host=upstream.primary_address,
         db_port=upstream.primary_port,
         kms_key_arn=upstream.primary_kms_key_arn,
-        account_id=account_id,
     ),
     opts=in_primary,
 )
@@ -87,12 +94,13 @@ replica_canary = ReplicaCanary(
     namer.logical("replica-canary"),
     ReplicaCanaryArgs(
         settings=settings,
-        subnet_ids=upstream.replica_canary_subnet_ids,
-        security_group_id=upstream.replica_canary_security_group_id,
+        vpc=probe_placement("secondary", upstream.replica_canary_subnet_ids,
+                            upstream.replica_canary_security_group_id),
         db_host=upstream.replica_address,
         db_port=upstream.replica_port,
         witness_name=dns.witness_name,
         events_topic_arn=events.arn,
+        kms_key_arn=upstream.secondary_kms_key_arn,
     ),
     opts=in_secondary,
 )

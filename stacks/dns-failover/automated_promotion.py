@@ -114,7 +114,8 @@ class PromoterArgs:
     backup_retention_days: pulumi.Input[int]
     # maxAutomaticPromotionLagSeconds, or the secondary-db layer's replicaLagThresholdSeconds.
     max_promotion_lag_seconds: pulumi.Input[int]
-    kms_key_arn: pulumi.Input[str]  # the secondary region's key: events topic and ledger
+    # The secondary region's key: events topic, ledger, promoter logs.
+    kms_key_arn: pulumi.Input[str]
     events_topic_arn: pulumi.Input[str]
     canary_alarm_name: pulumi.Input[str]
     canary_alarm_arn: pulumi.Input[str]
@@ -205,6 +206,7 @@ class Promoter(pulumi.ComponentResource):
                 timeout_seconds=settings.promoter_timeout_seconds,
                 memory_mb=PROMOTER_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
+                log_group_kms_key_arn=args.kms_key_arn,
                 namer=namer,
                 policy_statements=_promoter_statements(args, self.ledger.arn, self.arming.arn),
                 reserved_concurrency=(

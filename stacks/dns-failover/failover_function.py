@@ -1,9 +1,13 @@
 """A scheduled Lambda function with its own log group, role and least-privilege policy.
 
 The canary and the promoter share this shape: a single-file Python handler, a log group
-declared (with retention) before the function so Lambda never creates an unmanaged one,
-an execution role whose inline policy can write only that log group plus what the caller
-adds, and an EventBridge rule that runs the function every minute.
+declared (with retention and a KMS key) before the function so Lambda never creates an
+unmanaged one, an execution role whose inline policy can write only that log group plus
+what the caller adds, and an EventBridge rule that runs the function every minute.
+
+A function given subnets runs in a VPC: its role also gets the network-interface
+permissions Lambda needs, scoped to those subnets and security groups, and a
+``LambdaInterfaceDrain`` keeps the role until Lambda has released the interfaces on destroy.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shared import iam
+from shared.components.lambda_interfaces import LambdaInterfaceDrain
 from shared.naming import Namer
 
 LAMBDAS_DIR = Path(__file__).resolve().parent / "lambdas"
@@ -35,21 +40,20 @@ def handler_archive(module: str) -> pulumi.AssetArchive:
     return pulumi.AssetArchive({path.name: pulumi.FileAsset(str(path)) for path in sources})
 
 
-def vpc_interface_statement() -> dict[str, Any]:
-    """What a VPC function's execution role needs for Lambda to manage its interfaces.
+@dataclass
+class VpcPlacement:
+    """Where a VPC function's network interfaces go, and the account they belong to.
 
-    Lambda creates and removes the function's network interfaces with the execution role.
-    DescribeNetworkInterfaces and DescribeSubnets support no resource-level permissions, and
-    the interfaces do not exist (have no ARN) before Lambda creates them, so these actions
-    take "*" (Lambda Developer Guide, "Giving Lambda functions access to resources in an
-    Amazon VPC").
+    The account and partition are passed in, not looked up through the function's own
+    provider: a lookup through the primary region's provider would need that region's
+    APIs on every `pulumi up`, also while it is down.
     """
-    return iam.statement(
-        ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
-         "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
-         "ec2:UnassignPrivateIpAddresses"],
-        ["*"], sid="ManageVpcInterfaces",
-    )
+
+    region: str
+    account_id: pulumi.Input[str]
+    partition: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[str]]
+    security_group_ids: pulumi.Input[Sequence[str]]
 
 
 @dataclass
@@ -61,10 +65,12 @@ class FailoverFunctionArgs:
     timeout_seconds: int
     memory_mb: int
     log_retention_days: int
+    # The key of the function's region that encrypts its log group (a database layer's key,
+    # whose policy names this log group: shared.naming.FAILOVER_FUNCTION_BASES).
+    log_group_kms_key_arn: pulumi.Input[str]
     namer: Namer
     policy_statements: Sequence[pulumi.Input[dict[str, Any]]] = field(default_factory=list)
-    subnet_ids: pulumi.Input[Sequence[str]] | None = None
-    security_group_ids: pulumi.Input[Sequence[str]] | None = None
+    vpc: VpcPlacement | None = None  # None: outside any VPC
     # None leaves the function on the account's unreserved pool.
     reserved_concurrency: int | None = None
 
@@ -89,6 +95,7 @@ class FailoverFunction(pulumi.ComponentResource):
             namer.logical(args.base, "logs"),
             name=namer.lambda_log_group(args.base),
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.log_group_kms_key_arn,
             opts=child,
         )
         role_name = namer.name(f"{args.base}-role")
@@ -101,6 +108,7 @@ class FailoverFunction(pulumi.ComponentResource):
             assume_role_policy=iam.assume_role_policy("lambda.amazonaws.com"),
             opts=child,
         )
+        vpc = args.vpc
         policy = aws.iam.RolePolicy(
             namer.logical(args.base, "policy"),
             role=self.role.id,
@@ -109,16 +117,29 @@ class FailoverFunction(pulumi.ComponentResource):
                     ["logs:CreateLogStream", "logs:PutLogEvents"], [arn, f"{arn}:*"],
                     sid="WriteOwnLogGroup",
                 )),
+                *(vpc_interface_statements(vpc) if vpc else []),
                 *args.policy_statements,
             ]),
             opts=child,
         )
 
         vpc_config = None
-        if args.subnet_ids is not None:
+        function_waits_for: list[pulumi.Resource] = [self.log_group, policy]
+        if vpc:
             vpc_config = aws.lambda_.FunctionVpcConfigArgs(
-                subnet_ids=args.subnet_ids, security_group_ids=args.security_group_ids or [],
+                subnet_ids=vpc.subnet_ids, security_group_ids=vpc.security_group_ids,
             )
+            # Destroyed after the function and before the role and its policy: its delete
+            # waits until Lambda has released the function's network interfaces, which
+            # Lambda can only do while the role still grants it the EC2 calls.
+            function_waits_for.append(LambdaInterfaceDrain(
+                namer.logical(args.base, "interface-drain"),
+                function_name=function_name,
+                region=vpc.region,
+                subnet_ids=vpc.subnet_ids,
+                security_group_ids=vpc.security_group_ids,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role, policy]),
+            ))
         self.function = aws.lambda_.Function(
             function_name,
             name=function_name,
@@ -136,7 +157,7 @@ class FailoverFunction(pulumi.ComponentResource):
             # The log group must exist with its retention before the first invocation, and the
             # role must already carry its policy (a VPC function needs the ENI permissions
             # at creation time).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=function_waits_for),
         )
         # A failed or late run is superseded by the next minute's run: retrying an old
         # trigger would only stack stale work behind fresh evidence.
@@ -184,3 +205,52 @@ class FailoverFunction(pulumi.ComponentResource):
             source_arn=source_arn,
             opts=pulumi.ResourceOptions.merge(base, opts),
         )
+
+
+def vpc_interface_statements(vpc: VpcPlacement) -> list[pulumi.Output[dict[str, Any]]]:
+    """What Lambda needs to manage a VPC function's interfaces, as narrow as EC2 allows.
+
+    Lambda makes these calls with the execution role (Lambda Developer Guide, "Giving Lambda
+    functions access to resources in an Amazon VPC", required IAM permissions). Scoping per
+    the Service Authorization Reference (Amazon EC2, actions table):
+    - CreateNetworkInterface authorizes the new interface (no ID before it exists, so
+      ``network-interface/*``), the subnet and the security groups: those two are named.
+    - DeleteNetworkInterface, AssignPrivateIpAddresses and UnassignPrivateIpAddresses
+      authorize the interface, with the ``ec2:Subnet`` condition key (the subnet's ARN):
+      only interfaces in the function's subnets.
+    - DescribeNetworkInterfaces and DescribeSubnets support no resource-level permissions:
+      "*", narrowed by ``ec2:Region``, the one condition key they take.
+    ``lambda:SourceFunctionArn`` cannot narrow any of them: Lambda adds it only to calls from
+    the execution environment and to its logging calls, not to the EC2 calls it makes to
+    create interfaces (Lambda Developer Guide, "Using source function ARN to control function
+    access behavior").
+    """
+
+    def arns(values: list[Any]) -> dict[str, list[str]]:
+        part, reg, account, subnets, groups = values
+        prefix = f"arn:{part}:ec2:{reg}:{account}"
+        return {
+            "interfaces": [f"{prefix}:network-interface/*"],
+            "subnets": [f"{prefix}:subnet/{subnet}" for subnet in subnets],
+            "groups": [f"{prefix}:security-group/{group}" for group in groups],
+        }
+
+    resolved = pulumi.Output.all(vpc.partition, vpc.region, vpc.account_id, vpc.subnet_ids,
+                                 vpc.security_group_ids).apply(arns)
+    return [
+        resolved.apply(lambda r: iam.statement(
+            ["ec2:CreateNetworkInterface"], r["interfaces"] + r["subnets"] + r["groups"],
+            sid="CreateInterfacesInOwnSubnetsAndGroups",
+        )),
+        resolved.apply(lambda r: iam.statement(
+            ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+             "ec2:UnassignPrivateIpAddresses"], r["interfaces"],
+            sid="ManageInterfacesInOwnSubnets",
+            condition={"ArnEquals": {"ec2:Subnet": r["subnets"]}},
+        )),
+        pulumi.Output.from_input(vpc.region).apply(lambda reg: iam.statement(
+            ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], ["*"],
+            sid="DescribeInterfacesInOwnRegion",
+            condition={"StringEquals": {"ec2:Region": reg}},
+        )),
+    ]

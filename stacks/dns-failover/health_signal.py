@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-from failover_function import FailoverFunction, FailoverFunctionArgs, vpc_interface_statement
+from failover_function import FailoverFunction, FailoverFunctionArgs, VpcPlacement
 
 from shared.components.alerting import AlertTopic, AlertTopicArgs
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
@@ -45,12 +45,10 @@ CANARY_MEMORY_MB = 128
 @dataclass
 class HealthSignalArgs:
     settings: FailoverSettings
-    subnet_ids: pulumi.Input[list[str]]
-    security_group_id: pulumi.Input[str]
+    vpc: VpcPlacement  # the primary VPC's subnets and probe security group
     db_host: pulumi.Input[str]
     db_port: pulumi.Input[int]
-    kms_key_arn: pulumi.Input[str]  # the primary region's key, for the alarm topic
-    account_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]  # the primary region's key: alarm topic, canary log group
 
 
 class HealthSignal(pulumi.ComponentResource):
@@ -83,9 +81,8 @@ class HealthSignal(pulumi.ComponentResource):
                 memory_mb=CANARY_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
                 namer=namer,
-                policy_statements=[vpc_interface_statement()],
-                subnet_ids=args.subnet_ids,
-                security_group_ids=[args.security_group_id],
+                log_group_kms_key_arn=args.kms_key_arn,
+                vpc=args.vpc,
             ),
             opts=child,
         )
@@ -95,7 +92,7 @@ class HealthSignal(pulumi.ComponentResource):
         self.alarm_topic = AlertTopic(
             namer.logical("canary-alarm-topic"),
             AlertTopicArgs(namer=namer, topic_base="db-canary-alarm", kms_key_arn=args.kms_key_arn,
-                           account_id=args.account_id, publishers=["cloudwatch.amazonaws.com"]),
+                           account_id=args.vpc.account_id, publishers=["cloudwatch.amazonaws.com"]),
             opts=child,
         ).topic
 

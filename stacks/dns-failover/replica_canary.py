@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 from failover_dns import WITNESS_FAILING_ADDRESS, WITNESS_HEALTHY_ADDRESS
-from failover_function import FailoverFunction, FailoverFunctionArgs, vpc_interface_statement
+from failover_function import FailoverFunction, FailoverFunctionArgs, VpcPlacement
 from health_signal import CANARY_MEMORY_MB, CANARY_TIMEOUT_MARGIN_SECONDS
 
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
@@ -31,12 +31,12 @@ WITNESS_LOOKUP_SECONDS = 2
 @dataclass
 class ReplicaCanaryArgs:
     settings: FailoverSettings
-    subnet_ids: pulumi.Input[list[str]]
-    security_group_id: pulumi.Input[str]
+    vpc: VpcPlacement  # the secondary VPC's subnets and probe security group
     db_host: pulumi.Input[str]
     db_port: pulumi.Input[int]
     witness_name: pulumi.Input[str]
     events_topic_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]  # the secondary region's key, for the log group
 
 
 class ReplicaCanary(pulumi.ComponentResource):
@@ -69,10 +69,9 @@ class ReplicaCanary(pulumi.ComponentResource):
                                  + CANARY_TIMEOUT_MARGIN_SECONDS),
                 memory_mb=CANARY_MEMORY_MB,
                 log_retention_days=settings.log_retention_days,
+                log_group_kms_key_arn=args.kms_key_arn,
                 namer=namer,
-                policy_statements=[vpc_interface_statement()],
-                subnet_ids=args.subnet_ids,
-                security_group_ids=[args.security_group_id],
+                vpc=args.vpc,
             ),
             opts=child,
         )

@@ -11,6 +11,7 @@ import pulumi_random as random
 from regional_network import RegionalNetwork, RegionalNetworkArgs, flow_log_group_name
 
 from shared import iam
+from shared.components.encryption_key import EncryptionKey, EncryptionKeyArgs
 from shared.config import load_network_settings
 from shared.contract import NetworkOutputs
 from shared.providers import regional_providers
@@ -76,6 +77,24 @@ flow_logs_permissions = aws.iam.RolePolicy(
 
 networks = {}
 for role, cidr in (("primary", settings.primary_cidr), ("secondary", settings.secondary_cidr)):
+    # The flow logs need a key before any database key exists (this layer deploys first), and
+    # one only for them: CloudWatch Logs may use it for this region's flow-log group, nothing
+    # else may (no RDS, no topic publishers).
+    flow_logs_key = EncryptionKey(
+        namer.logical("flow-logs-key", role),
+        EncryptionKeyArgs(
+            namer=namer,
+            alias_base=f"flow-logs-{role}",
+            region=providers.region(role),
+            account_id=account,
+            partition=partition,
+            description=f"VPC flow logs of {namer.name(f'vpc-{role}')}",
+            log_group_patterns=[flow_log_group_name(namer, role)],
+            for_rds=False,
+            topic_publishers=(),
+        ),
+        opts=pulumi.ResourceOptions(providers=[providers.for_role(role)]),
+    )
     networks[role] = RegionalNetwork(
         namer.logical("network", role),
         RegionalNetworkArgs(
@@ -85,6 +104,7 @@ for role, cidr in (("primary", settings.primary_cidr), ("secondary", settings.se
             subnet_count=settings.subnets_per_region,
             flow_log_retention_days=settings.flow_log_retention_days,
             flow_logs_role_arn=flow_logs_role.arn,
+            flow_logs_kms_key_arn=flow_logs_key.arn,
             namer=namer,
             flow_logs_permissions=flow_logs_permissions,
         ),

@@ -25,6 +25,8 @@ class RegionalNetworkArgs:
     subnet_count: int
     flow_log_retention_days: int
     flow_logs_role_arn: pulumi.Input[str]
+    # This region's key; its policy lets CloudWatch Logs use it for the flow-log group only.
+    flow_logs_kms_key_arn: pulumi.Input[str]
     namer: Namer
     # The role's permissions: a flow log created before them fails its first deliveries.
     flow_logs_permissions: pulumi.Resource
@@ -123,6 +125,7 @@ class RegionalNetwork(pulumi.ComponentResource):
             namer.logical("flow-logs", role),
             name=flow_log_group_name(namer, role),
             retention_in_days=args.flow_log_retention_days,
+            kms_key_id=args.flow_logs_kms_key_arn,
             opts=child,
         )
         aws.ec2.FlowLog(

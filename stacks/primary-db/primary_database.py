@@ -35,6 +35,12 @@ class PrimaryDatabase(pulumi.ComponentResource):
             # Only the major version: RDS picks its newest minor at creation and auto minor
             # upgrades move it forward; the provider does not diff "17" against "17.x".
             engine_version=args.engine_major_version,
+            # RDS refuses a new major version without this flag ("The AllowMajorVersionUpgrade
+            # flag must be present when upgrading to a new major version", ModifyDBInstance).
+            # It starts nothing by itself: only a new engineMajorVersion upgrades, in the same
+            # modify call that attaches the new family's parameter group. RUNBOOK.md has the
+            # order with the cross-region replica.
+            allow_major_version_upgrade=True,
             allocated_storage=args.allocated_storage_gib,
             db_name=args.database_name,
             username=args.credentials.username,

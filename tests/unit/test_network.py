@@ -183,3 +183,26 @@ def test_flow_logs_start_only_after_their_role_may_write(run):
     policy = run.one("aws:iam/rolePolicy:RolePolicy")
     for flow_log in run.of_type("aws:ec2/flowLog:FlowLog"):
         assert policy.urn in flow_log.dependencies, flow_log.name
+
+
+def test_flow_log_groups_are_encrypted_with_a_key_of_their_own_region(run):
+    keys = {k.region: k for k in run.of_type("aws:kms/key:Key")}
+    assert set(keys) == {PRIMARY, SECONDARY}
+    aliases = {a.inputs["name"] for a in run.of_type("aws:kms/alias:Alias")}
+    assert aliases == {f"alias/flow-logs-primary-{SUFFIX}", f"alias/flow-logs-secondary-{SUFFIX}"}
+    for group in run.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        key = keys[group.region]
+        assert group.inputs["kmsKeyId"] == key.outputs["arn"]
+        # CloudWatch Logs checks the key policy when the group is associated with the key:
+        # the key (with its policy) is created first.
+        assert key.urn in group.dependencies
+        assert key.inputs["enableKeyRotation"] is True
+        policy = json.loads(key.inputs["policy"])
+        statements = {st["Sid"]: st for st in policy["Statement"]}
+        # Only the account's administration and CloudWatch Logs for this one group: no RDS,
+        # no topic publishers on a key that serves neither.
+        assert set(statements) == {"AccountAdministersKeyThroughIam", "CloudWatchLogsForOwnLogGroups"}
+        logs = statements["CloudWatchLogsForOwnLogGroups"]
+        assert logs["Principal"] == {"Service": f"logs.{group.region}.amazonaws.com"}
+        assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == [
+            group.outputs["arn"]]

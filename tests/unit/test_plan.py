@@ -91,7 +91,8 @@ def test_both_regions_hold_a_database_with_forced_tls(plan):
     assert {r.region for r, _ in instances} == {PRIMARY, SECONDARY}
     for instance, run in instances:
         attached = instance.inputs["parameterGroupName"]
-        group = run.one(rules.RDS_PARAMETER_GROUP, attached.rsplit("-", 1)[0])
+        [group] = [g for g in run.of_type(rules.RDS_PARAMETER_GROUP)
+                   if g.inputs["name"] == attached]
         assert group.region == instance.region
         params = {p["name"]: str(p["value"]) for p in to_plain(group.inputs)["parameters"]}
         assert params.get("rds.force_ssl") == "1"

@@ -117,7 +117,7 @@ def test_tls_is_forced_through_the_attached_parameter_group(run):
     assert_tls_forced(run, PRIMARY)
     group = run.one(PARAMETER_GROUP)
     assert group.inputs["family"] == "postgres17"
-    assert group.inputs["name"] == f"pg-tls-primary-{SUFFIX}"
+    assert group.inputs["name"] == f"pg17-tls-primary-{SUFFIX}"
     params = {p["name"]: p["value"] for p in group.inputs["parameters"]}
     assert params["log_connections"] == "1"
     assert params["log_disconnections"] == "1"
@@ -200,14 +200,24 @@ def test_key_policy_lets_the_account_rds_logs_and_alarm_publishers_use_it(run):
     logs = statements["CloudWatchLogsForOwnLogGroups"]
     assert logs["Principal"] == {"Service": f"logs.{PRIMARY}.amazonaws.com"}
     patterns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    # The instance's exports, and exactly the one failover function that runs in this
+    # region (the canary), whose log group the dns-failover layer encrypts with this key.
     assert patterns == [
-        f"arn:aws:logs:{PRIMARY}:{OFFLINE_ACCOUNT_ID}:log-group:/aws/rds/instance/{IDENTIFIER}/*"
+        f"arn:aws:logs:{PRIMARY}:{OFFLINE_ACCOUNT_ID}:log-group:/aws/rds/instance/{IDENTIFIER}/*",
+        f"arn:aws:logs:{PRIMARY}:{OFFLINE_ACCOUNT_ID}:log-group:/aws/lambda/db-canary-{SUFFIX}",
     ]
 
     publish = statements["ServicesPublishToEncryptedTopics"]
-    assert {"cloudwatch.amazonaws.com", "events.amazonaws.com", "events.rds.amazonaws.com"} <= set(
-        as_list(publish["Principal"]["Service"]))
+    assert set(as_list(publish["Principal"]["Service"])) == {
+        "cloudwatch.amazonaws.com", "events.rds.amazonaws.com"}
     assert {"kms:Decrypt", "kms:GenerateDataKey"} <= set(as_list(publish["Action"]))
+    # Only on behalf of this account's alarms and event subscriptions (confused deputy).
+    assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": OFFLINE_ACCOUNT_ID}}
+    # EventBridge's KMS calls for encrypted topics carry no aws:SourceAccount (SNS Developer
+    # Guide): a condition would drop its events, so it has a statement of its own.
+    eventbridge = statements["EventBridgePublishesToEncryptedTopics"]
+    assert as_list(eventbridge["Principal"]["Service"]) == ["events.amazonaws.com"]
+    assert "Condition" not in eventbridge
     # Only the account root statement may use a service-wide action.
     for sid, statement in statements.items():
         if sid != "AccountAdministersKeyThroughIam":
@@ -305,6 +315,22 @@ def test_instance_is_postgres_major_version_from_config_and_lets_rds_pick_the_mi
     other = variant.one(INSTANCE)
     assert other.inputs["engineVersion"] == "18"
     assert variant.one(PARAMETER_GROUP).inputs["family"] == "postgres18"
+
+
+def test_a_new_major_version_gets_a_group_of_its_own_name_under_the_same_resource(run, variant):
+    # The family of a parameter group cannot change in place: the provider replaces the
+    # group, creating the new one first. Under a fixed name the new group would collide with
+    # the old one; with the major version in the name both exist until the instance moved.
+    old, new = run.one(PARAMETER_GROUP), variant.one(PARAMETER_GROUP)
+    assert (old.inputs["family"], new.inputs["family"]) == ("postgres17", "postgres18")
+    assert old.inputs["name"] != new.inputs["name"]
+    assert new.inputs["name"] == f"pg18-tls-primary-{SUFFIX}"
+    assert old.urn == new.urn  # the same resource: replaced, not deleted and added
+    assert all(len(g.inputs["name"]) <= 63 for g in (old, new))
+    for instance in (run.one(INSTANCE), variant.one(INSTANCE)):
+        # RDS refuses a new major version unless the modify call allows it.
+        assert instance.inputs["allowMajorVersionUpgrade"] is True
+        assert instance.inputs["parameterGroupName"] in (old.inputs["name"], new.inputs["name"])
 
 
 def test_instance_storage_availability_and_recovery(instance, variant):

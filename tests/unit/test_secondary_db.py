@@ -123,7 +123,7 @@ def test_tls_is_forced_by_the_replicas_own_parameter_group(upstream, run):
     # Not inherited across regions (FIELD-NOTES 11): the group must be this stack's.
     assert_tls_forced(run, SECONDARY)
     group = run.one(PARAMETER_GROUP)
-    assert group.inputs["name"] == f"pg-tls-secondary-{SUFFIX}"
+    assert group.inputs["name"] == f"pg17-tls-secondary-{SUFFIX}"
     assert group.inputs["name"] != upstream["primary-db"].exports[
         PrimaryDbOutputs.PARAMETER_GROUP_NAME]
     assert group.inputs["family"] == upstream["primary-db"].exports[
@@ -353,3 +353,16 @@ def test_account_id_comes_from_the_caller_identity(run):
     numbers = {m for s in all_strings([r.inputs for r in run.resources])
                for m in re.findall(r"(?<!\d)\d{12}(?!\d)", s)}
     assert numbers == {OFFLINE_ACCOUNT_ID}
+
+
+def test_key_lets_cloudwatch_logs_encrypt_exactly_the_failover_functions_of_this_region(run):
+    # The promoter (and the replica canary being wired in) log in this region; their log
+    # groups are encrypted with this key, so its policy must name them, and nothing else.
+    logs = statements_by_sid(document(run.one(KEY)))["CloudWatchLogsForOwnLogGroups"]
+    assert logs["Principal"] == {"Service": f"logs.{SECONDARY}.amazonaws.com"}
+    prefix = f"arn:aws:logs:{SECONDARY}:{OFFLINE_ACCOUNT_ID}:log-group:"
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == [
+        f"{prefix}/aws/rds/instance/{IDENTIFIER}/*",
+        f"{prefix}/aws/lambda/db-promoter-{SUFFIX}",
+        f"{prefix}/aws/lambda/db-replica-canary-{SUFFIX}",
+    ]
