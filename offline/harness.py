@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import runpy
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +37,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from shared.config import DictSource, load_common
+from shared.config import DictSource, accepting_layers, check_declared, load_common
 from shared.contract import LAYERS, PROJECTS, stack_reference_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -446,6 +448,26 @@ def _config_map(project: str, config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+@contextmanager
+def stack_config(config: Mapping[str, str]) -> Iterator[None]:
+    """Hand a program its stack config as the Pulumi language host does.
+
+    The host puts the whole config in PULUMI_CONFIG; the program's entry point
+    (pulumi-language-python-exec) loads it into ``pulumi.Config`` with ``set_all_config``,
+    and ``shared.config.PulumiSource`` reads the key list back from the variable.
+    """
+    saved = os.environ.get("PULUMI_CONFIG")
+    os.environ["PULUMI_CONFIG"] = json.dumps(dict(config))
+    try:
+        pulumi.runtime.set_all_config(pulumi.runtime.get_config_env(), [])
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = saved
+
+
 def run_layer(
     layer: str,
     config: Mapping[str, Any] | None = None,
@@ -480,13 +502,13 @@ def run_layer(
     pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,
                              monitor=monitor, organization=organization)
-    pulumi.runtime.set_all_config(_config_map(project, config or {}), [])
 
     program_dir = layer_dir(layer)
     before = set(sys.modules)
     sys.path.insert(0, str(program_dir))
     try:
-        _sync_await(run_pulumi_func(program or main))
+        with stack_config(_config_map(project, config or {})):
+            _sync_await(run_pulumi_func(program or main))
         root = pulumi_settings.get_root_resource()
         exports, secrets = _resolve_exports(getattr(root, "outputs", {}))
     finally:
@@ -552,15 +574,43 @@ def run_all(
     backend: Backend | None = None,
     layers: Iterable[str] = LAYERS,
 ) -> dict[str, LayerRun]:
-    """Run the layers in dependency order, each seeing the others' real exports."""
+    """Run the layers in dependency order, each seeing the others' real exports.
+
+    ``config`` goes to every layer that declares the key, ``layer_config`` to one layer
+    (see ``layer_configs``).
+    """
     backend = backend or SyntheticBackend()
     runs: dict[str, LayerRun] = {}
     upstream: dict[str, dict[str, Any]] = {}
+    layers = list(layers)
+    configs = layer_configs(config or {}, layer_config or {}, layers)
     for layer in layers:
-        merged = {**(config or {}), **((layer_config or {}).get(layer) or {})}
+        merged = configs[layer]
         run = run_layer(layer, merged, stack=stack, organization=organization,
                         upstream=upstream, backend=backend)
         runs[layer] = run
         common = load_common(DictSource(merged, stack=stack, organization=organization))
         upstream[stack_reference_name(common, layer)] = run.exports
     return runs
+
+
+def layer_configs(config: Mapping[str, Any], layer_config: Mapping[str, Mapping[str, Any]],
+                  layers: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each layer's stack config from config for several layers and config for one.
+
+    A key of ``config`` goes to every layer among ``layers`` that reads it (its
+    Pulumi.yaml declares it, or it is of another namespace such as aws:region); a key
+    of ``layer_config[layer]`` must be one ``layer`` reads. ConfigError otherwise, naming
+    the key (``<layer>/<key>`` for one layer's) and the nearest declared one.
+    """
+    layers = list(layers)
+    configs: dict[str, dict[str, Any]] = {layer: {} for layer in layers}
+    for key, value in config.items():
+        for layer in accepting_layers(key, layers):
+            configs[layer][key] = value
+    for layer, values in layer_config.items():
+        for key, value in values.items():
+            check_declared(layer, key, shown=f"{layer}/{key}")
+            if layer in configs:
+                configs[layer][key] = value
+    return configs

@@ -20,9 +20,12 @@ Exit status: 0 when every rule passes (waivers allowed), 1 on any violation
 or an export that breaks the layer contract, 2 on invalid configuration (the
 message names the key), 3 when a layer cannot be synthesized.
 
-``--config`` applies to every layer; ``--config <layer>/<key>=<value>``
-(for example ``primary-db/multiAz=false``) to one layer only, since the
-database layers share key names with different defaults.
+``--config`` applies to every layer whose Pulumi.yaml declares the key;
+``--config <layer>/<key>=<value>`` (for example ``primary-db/multiAz=false``) to
+one layer only, since the database layers share key names with different
+defaults. A key no layer declares is refused (exit 2), like the rules between
+layers (regions, organization, the replica's storage ceiling), before any
+layer is synthesized.
 """
 
 from __future__ import annotations
@@ -41,7 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offline.harness import REPO_ROOT, LayerRun, ResourceRecord, SyntheticBackend, layer_dir, run_all
+from offline.harness import (
+    REPO_ROOT,
+    LayerRun,
+    ResourceRecord,
+    SyntheticBackend,
+    layer_configs,
+    layer_dir,
+    run_all,
+)
 from policy import rules
 from policy.props import is_secret_wrapper, to_plain
 from shared import config as cfg
@@ -112,14 +123,17 @@ def base_config(suffix: str | None, primary: str | None, secondary: str | None,
 
 def validate_config(config: Mapping[str, Any], layer_config: Mapping[str, Mapping[str, Any]],
                     stack: str, layers: Sequence[str]) -> cfg.CommonSettings:
-    """Run every layer's loader first, so a bad value stops the plan before anything runs."""
-    common = None
-    for layer in layers:
-        source = cfg.DictSource({**config, **(layer_config.get(layer) or {})}, stack=stack)
-        settings = cfg.LOADERS[layer](source)
-        common = common or settings.common
-    assert common is not None
-    return common
+    """Check the whole config before anything runs, so bad config stops the plan first.
+
+    Every key must be one a layer declares, every layer's loader must accept its values,
+    and the rules between layers must hold: here each layer's upstream config is known,
+    whereas a deployment finds a disagreement only when a layer reads its upstream's outputs.
+    """
+    configs = layer_configs(config, layer_config, layers)
+    settings = {layer: cfg.LOADERS[layer](cfg.DictSource(configs[layer], stack=stack))
+                for layer in layers}
+    cfg.validate_across_layers(settings)
+    return settings[layers[0]].common
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -2,7 +2,10 @@
 
 ``python -m offline.preflight suffix|pulumi|aws [...]`` exits 0 when the check
 passes and 2 with a message that says what to do when it does not. The suffix
-rule is the same function the layers use (``shared.config.validate_suffix``).
+rule is the same function the layers use (``shared.config.validate_suffix``), and
+so are the region rules (``validate_region``, ``validate_region_pair``), which need
+botocore's endpoint data: on a Python without botocore the region check only
+requires the two regions to differ, and the layers check the rest.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 import shutil
 import sys
 
-from shared.config import ConfigError, validate_region, validate_suffix
+from shared.config import ConfigError, validate_region, validate_region_pair, validate_suffix
 
 
 def check_suffix(suffix: str | None) -> str | None:
@@ -27,15 +30,22 @@ def check_suffix(suffix: str | None) -> str | None:
 
 
 def check_regions(primary: str | None, secondary: str | None) -> str | None:
+    if primary and secondary and primary == secondary:
+        return f"PRIMARY_REGION and SECONDARY_REGION must differ (both are {primary})"
     try:
         if primary:
             validate_region("PRIMARY_REGION", primary)
         if secondary:
             validate_region("SECONDARY_REGION", secondary)
+        if primary and secondary:
+            validate_region_pair(primary, secondary, "PRIMARY_REGION", "SECONDARY_REGION")
     except ConfigError as exc:
         return str(exc).replace("config ", "")
-    if primary and secondary and primary == secondary:
-        return f"PRIMARY_REGION and SECONDARY_REGION must differ (both are {primary})"
+    except ImportError:
+        # Region names are checked against botocore's endpoint data, and this check may run
+        # on a Python without botocore (before the virtualenv exists). The layers and
+        # `make plan` check the regions again with the project's botocore.
+        return None
     return None
 
 

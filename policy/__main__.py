@@ -54,13 +54,12 @@ def stack_context(source: ConfigSource | None = None) -> rules.Context:
     it and the project/stack into the Pulumi runtime). If it cannot be read, the
     context stays empty and resource_context falls back to the provider.
     """
-    if source is None:
-        if not {"PULUMI_PROJECT", "PULUMI_STACK"} <= set(os.environ):
-            # Not run by the CLI: Pulumi's config would only yield placeholder defaults.
-            return rules.Context()
-        source = PulumiSource()
+    if source is None and not {"PULUMI_PROJECT", "PULUMI_STACK"} <= set(os.environ):
+        # Not run by the CLI: Pulumi's config would only yield placeholder defaults.
+        return rules.Context()
     try:
-        common = load_common(source)
+        # PulumiSource refuses undeclared keys as it opens: config the program rejects too.
+        common = load_common(source if source is not None else PulumiSource())
     except Exception:  # no project configured, or config the program itself rejects
         return rules.Context()
     return rules.Context(suffix=common.environment_suffix,

@@ -9,18 +9,31 @@ exercise every rule with a dictionary and no Pulumi runtime.
 Keys live in each project's own namespace (``pulumi config set <key> ...``),
 except the primary region, which is the provider's ``aws:region``. Defaults are
 documented in each layer's ``Pulumi.yaml`` and in the README; an empty string
-means "derive the default" for keys whose default depends on the suffix.
+means "derive the default" for keys whose default depends on the suffix. A key
+of the project's namespace that its ``Pulumi.yaml`` does not declare, and any
+``aws:*`` key but ``aws:region``, is refused (``check_declared``).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from functools import cache
+from typing import Any, Protocol, TypeVar
 
-from shared import naming
+from shared import naming, project_files
+
+try:
+    # Under `pulumi up` the program's entry point (pulumi-language-python-exec) logs a
+    # pulumi.RunError as its message alone and any other exception as "Program failed with
+    # an unhandled exception" plus a traceback. Config errors are RunErrors, as Pulumi's own
+    # (pulumi.config.ConfigTypeError), so a bad value reads as one line.
+    from pulumi import RunError as _ProgramError
+except ImportError:  # offline.preflight runs on the standard library alone
+    _ProgramError = Exception  # type: ignore[assignment,misc]
 
 T = TypeVar("T")
 
@@ -68,10 +81,14 @@ CLAIM_LEASE_MARGIN_SECONDS = 60
 _RECORD_PREFIX_LENGTH = len("witness.")
 
 _SUFFIX_RE = re.compile(r"^[a-z0-9-]+$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-# Partitions whose service endpoints and principals are not "<service>.<region>.amazonaws.com"
-# (China: amazonaws.com.cn; ISO: other domains). The key policies name those endpoints.
-_UNSUPPORTED_REGION_PREFIXES = {"cn-": "China (aws-cn)", "us-iso": "ISO (aws-iso*)"}
+# Key policies and service principals name <service>.<region>.amazonaws.com: only partitions
+# with that DNS suffix are supported (not China, amazonaws.com.cn, nor the ISO partitions).
+_SUPPORTED_DNS_SUFFIX = "amazonaws.com"
+# The private address ranges of RFC 1918; ipaddress's is_private also admits loopback,
+# link-local, benchmarking and other special-purpose ranges.
+RFC1918_NETWORKS = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 _INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -83,8 +100,14 @@ _SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class ConfigError(ValueError):
-    """A config value broke a rule; the message names the key and the rule."""
+class ConfigError(_ProgramError):
+    """A config value broke a rule; the message names the key and the rule.
+
+    Not a ValueError: the Pulumi SDK rewraps a ValueError raised while it resolves a
+    resource input (an ``apply`` over an upstream stack's output, as in
+    ``replica_storage_ceiling``) into a plain ValueError, which `pulumi up` then reports
+    with a traceback (pulumi/runtime/rpc.py, serialize_properties).
+    """
 
     def __init__(self, key: str, rule: str, value: object = None):
         self.key = key
@@ -124,7 +147,14 @@ class DictSource:
 
 
 class PulumiSource:
-    """A ConfigSource over the running program's Pulumi config."""
+    """A ConfigSource over the running program's Pulumi config.
+
+    Before any value is read it refuses stack config its layer's Pulumi.yaml does not
+    declare (``check_declared``). The keys are those the language host hands the program
+    in PULUMI_CONFIG (``pulumi.runtime.get_config_env``), which the program's entry point
+    also loads into ``pulumi.Config`` with ``set_all_config``; the offline harness hands
+    config over the same way.
+    """
 
     def __init__(self) -> None:
         import pulumi
@@ -132,6 +162,9 @@ class PulumiSource:
         self._project = pulumi.Config()
         self._pulumi = pulumi
         self._namespaces: dict[str, pulumi.Config] = {}
+        layer = project_files.layer_of_project(pulumi.get_project())
+        for key in sorted(pulumi.runtime.get_config_env()):
+            check_declared(layer, key)
 
     def get(self, key: str) -> str | None:
         if ":" in key:
@@ -230,16 +263,82 @@ def validate_suffix(key: str, suffix: str) -> str:
     return suffix
 
 
-def validate_region(key: str, region: str) -> str:
-    for prefix, partition in _UNSUPPORTED_REGION_PREFIXES.items():
-        if region.startswith(prefix):
-            raise ConfigError(
-                key, f"is in the {partition} partition, which this project does not support "
-                "(its service endpoints differ from <service>.<region>.amazonaws.com)", region,
-            )
-    if not _REGION_RE.match(region):
+@dataclass(frozen=True)
+class Partition:
+    """An AWS partition as botocore's endpoint data describes it."""
+
+    id: str
+    name: str
+    dns_suffix: str
+    region_pattern: re.Pattern[str]
+    regions: frozenset[str]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+@cache
+def aws_partitions() -> tuple[Partition, ...]:
+    """The partitions and regions of the endpoint data the installed botocore ships.
+
+    Frozen at that botocore release: a region AWS opens later is unknown here until
+    botocore is upgraded. Imported on first use: offline.preflight may run without it.
+    """
+    from botocore.loaders import create_loader
+
+    data = create_loader().load_data("endpoints")
+    return tuple(
+        Partition(id=p["partition"], name=p.get("partitionName", p["partition"]),
+                  dns_suffix=p["dnsSuffix"], region_pattern=re.compile(p["regionRegex"]),
+                  regions=frozenset(p["regions"]))
+        for p in data["partitions"]
+    )
+
+
+def region_partition(key: str, region: str) -> Partition:
+    """The partition of a region this project can deploy to; ConfigError otherwise."""
+    partitions = aws_partitions()
+    partition = next((p for p in partitions if region in p.regions), None) or next(
+        (p for p in partitions if p.region_pattern.match(region)), None)
+    if partition is None:
         raise ConfigError(key, "must be an AWS region code such as eu-west-1", region)
+    if partition.dns_suffix != _SUPPORTED_DNS_SUFFIX:
+        raise ConfigError(
+            key, f"is in the {partition.label} partition, which this project does not support "
+            "(its service endpoints differ from <service>.<region>.amazonaws.com)", region,
+        )
+    if region not in partition.regions:
+        import botocore
+
+        nearest = difflib.get_close_matches(region, sorted(partition.regions), n=2, cutoff=0)
+        raise ConfigError(
+            key, f"is not a region of the {partition.label} partition in the endpoint data of "
+            f"the installed botocore {botocore.__version__} (nearest: {', '.join(nearest)}); a "
+            "region AWS opened after that botocore release is refused until botocore is "
+            "upgraded (pip install --upgrade boto3 botocore)", region,
+        )
+    return partition
+
+
+def validate_region(key: str, region: str) -> str:
+    region_partition(key, region)
     return region
+
+
+def validate_region_pair(primary: str, secondary: str, primary_key: str = "aws:region",
+                         secondary_key: str = "secondaryRegion") -> None:
+    """Both regions in one partition: partitions are separate IAM worlds, and cross-region
+    features (here the replica, its KMS grant, the cross-region alarm subscription) work
+    only within one (AWS whitepaper "AWS Fault Isolation Boundaries", Partitions)."""
+    first = region_partition(primary_key, primary)
+    second = region_partition(secondary_key, secondary)
+    if first != second:
+        raise ConfigError(
+            secondary_key, f"is in the {second.label} partition but {primary_key} ({primary}) "
+            f"is in {first.label}: both regions must be in one partition, since credentials "
+            "and cross-region replication do not cross partitions", secondary,
+        )
 
 
 def validate_cidr(key: str, cidr: str) -> ipaddress.IPv4Network:
@@ -251,8 +350,11 @@ def validate_cidr(key: str, cidr: str) -> ipaddress.IPv4Network:
     # (or smaller) subnets, which needs a /22 or larger block to be useful.
     if not 16 <= network.prefixlen <= 22:
         raise ConfigError(key, "must have a prefix length between /16 and /22", cidr)
-    if not network.is_private:
-        raise ConfigError(key, "must be a private (RFC 1918) range", cidr)
+    if not any(network.subnet_of(private) for private in RFC1918_NETWORKS):
+        raise ConfigError(
+            key, "must be a private (RFC 1918) range: within 10.0.0.0/8, 172.16.0.0/12 or "
+            "192.168.0.0/16", cidr,
+        )
     return network
 
 
@@ -355,6 +457,92 @@ def validate_dns_name(key: str, value: str) -> str:
     return name
 
 
+# --------------------------------------------------------------------------- declared keys
+
+# The only aws:* stack config a layer reads (load_common). The layers' AWS providers are
+# explicit (shared/providers.py), and an explicit pulumi-aws provider takes no aws:* stack
+# config by design (pulumi-aws issues 1307 and 3259): aws:profile or aws:assumeRoles would
+# be ignored and the layer would deploy with whatever credentials the environment holds.
+_AWS_KEYS_READ = frozenset({"aws:region"})
+
+
+def _split_key(layer: str, key: str) -> tuple[str, str]:
+    """(namespace, name) of a stack-config key; a bare name is in the layer's own namespace."""
+    namespace, sep, name = key.partition(":")
+    return (namespace, name) if sep else (project_files.project_name(layer), key)
+
+
+def check_declared(layer: str, key: str, shown: str | None = None) -> None:
+    """Refuse stack-config ``key`` unless ``layer`` reads it.
+
+    ``key`` is written as in a stack's config (``rds-network:subnetsPerRegion``,
+    ``aws:region``) or as a bare name of the layer's own namespace. The layer's own keys
+    are exactly those its Pulumi.yaml declares; of aws:* only aws:region is read; other
+    namespaces configure nothing the layers read and pass, as Pulumi lets them. The error
+    names the key as ``shown`` (the caller's spelling), never its value: it may be a secret.
+    """
+    namespace, name = _split_key(layer, key)
+    shown = shown or key
+    if namespace == "aws":
+        if f"aws:{name}" not in _AWS_KEYS_READ:
+            raise ConfigError(
+                shown, "is not read: every AWS provider of this project is explicit and takes "
+                "only aws:region from stack config; give credentials through the environment "
+                "(AWS_PROFILE, aws sso login, AWS_ACCESS_KEY_ID...) and remove this key",
+            )
+        return
+    if namespace == project_files.project_name(layer) and (
+            name not in project_files.declared_keys(layer)):
+        raise _undeclared(shown, name, [layer])
+
+
+def accepting_layers(key: str, layers: Iterable[str]) -> list[str]:
+    """The layers among ``layers`` that read ``key`` (see ``check_declared``), in order.
+
+    For config given to several layers at once (``make plan --config key=value``): a bare
+    name goes to the layers that declare it. ConfigError if no layer reads the key.
+    """
+    layers = list(layers)
+    namespace, sep, name = key.partition(":")
+    owner = next((layer for layer in project_files.layers()
+                  if sep and project_files.project_name(layer) == namespace), None)
+    if owner is not None:
+        # Written in one layer's namespace (rds-primary-db:multiAz): that layer's key alone.
+        check_declared(owner, key)
+        if owner in layers:
+            return [owner]
+        raise _undeclared(key, name, layers)
+    accepting = []
+    for layer in layers:
+        try:
+            check_declared(layer, key)
+        except ConfigError:
+            continue
+        accepting.append(layer)
+    if accepting or not layers:
+        return accepting
+    namespace, name = _split_key(layers[0], key)
+    if namespace == "aws":
+        check_declared(layers[0], key)  # raises the aws:* refusal
+    raise _undeclared(key, name, layers)
+
+
+def _undeclared(shown: str, name: str, layers: list[str]) -> ConfigError:
+    declared = sorted(set().union(*(project_files.declared_keys(layer) for layer in layers)))
+    nearest = difflib.get_close_matches(name, declared, n=1, cutoff=0)
+    where = (f"stacks/{layers[0]}/Pulumi.yaml" if len(layers) == 1
+             else f"the Pulumi.yaml of any of {', '.join(layers)}")
+    rule = f"is not declared in {where}, so it would be ignored"
+    elsewhere = [layer for layer in project_files.layers()
+                 if layer not in layers and name in project_files.declared_keys(layer)]
+    if elsewhere:
+        # Right key, wrong layer: the layers that read it say more than a look-alike.
+        rule += f"; only {', '.join(elsewhere)} declare it"
+    elif nearest:
+        rule += f"; the nearest declared key is '{nearest[0]}'"
+    return ConfigError(shown, rule)
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -390,6 +578,7 @@ def load_common(source: ConfigSource) -> CommonSettings:
             "secondaryRegion", f"must differ from the primary region aws:region ({primary})",
             secondary,
         )
+    validate_region_pair(primary, secondary)
     project_tag = _string(source, "projectTag", DEFAULT_PROJECT_TAG)
     if len(project_tag) > naming.NameKind.TAG_VALUE.limit:
         raise ConfigError("projectTag", "must be at most 256 characters", project_tag)
@@ -827,3 +1016,38 @@ LOADERS: dict[str, Callable[[ConfigSource | None], object]] = {
     "secondary-db": load_secondary_db_settings,
     "dns-failover": load_failover_settings,
 }
+
+
+# --------------------------------------------------------------------------- across layers
+
+
+def validate_across_layers(settings: Mapping[str, Any]) -> None:
+    """Rules between layers, for when every layer's settings are known before any runs.
+
+    ``settings`` maps layer names to what their loaders returned (``make plan``). In a
+    deployment each layer learns its upstream's values only from stack outputs at run
+    time and checks the same rules there (``LayerReference.require_matching``,
+    ``replica_storage_ceiling``), failing with the same one-line ConfigError-style message.
+    """
+    if not settings:
+        return
+    first_layer, first = next(iter(settings.items()))
+    for layer, own in settings.items():
+        for key, attribute in (("aws:region", "primary_region"),
+                               ("secondaryRegion", "secondary_region"),
+                               ("organization", "organization")):
+            mine, theirs = getattr(own.common, attribute), getattr(first.common, attribute)
+            if mine != theirs:
+                # Stack references would find another deployment's outputs, or none.
+                raise ConfigError(
+                    key, f"must be the same in every layer: {layer} has {mine!r} but "
+                    f"{first_layer} has {theirs!r}",
+                )
+    primary, replica = settings.get("primary-db"), settings.get("secondary-db")
+    if primary is not None and replica is not None:
+        try:
+            replica_storage_ceiling(replica.max_allocated_storage_gib,
+                                    primary.max_allocated_storage_gib)
+        except ConfigError as exc:
+            raise ConfigError(f"secondary-db/{exc.key}", exc.rule,
+                              replica.max_allocated_storage_gib) from None

@@ -186,8 +186,19 @@ def stack_reference_name(common: CommonSettings, layer: str) -> str:
     return f"{common.organization}/{PROJECTS[layer]}/{common.stack}"
 
 
-class MissingOutputError(RuntimeError):
-    pass
+class MissingOutputError(pulumi.RunError):
+    """An upstream stack lacks an output this layer needs, or exports one that contradicts
+    this layer's config. Raised inside an apply: as a RunError, `pulumi up` reports it as
+    its one-line message instead of a traceback (pulumi-language-python-exec)."""
+
+
+# The config key each exported region answers to, so a mismatch names what to fix.
+_REGION_CONFIG_KEYS = {
+    NetworkOutputs.PRIMARY.region: "aws:region",
+    PrimaryDbOutputs.REGION: "aws:region",
+    NetworkOutputs.SECONDARY.region: "secondaryRegion",
+    SecondaryDbOutputs.REGION: "secondaryRegion",
+}
 
 
 class LayerReference:
@@ -221,11 +232,13 @@ class LayerReference:
         stop instead of building in the wrong place.
         """
 
+        config_key = _REGION_CONFIG_KEYS.get(key, "aws:region/secondaryRegion")
+
         def check(value: Any) -> Any:
             if value != expected:
                 raise MissingOutputError(
-                    f"stack {self.name} exports {key}={value!r} but this layer is configured "
-                    f"for {expected!r}: set the same aws:region/secondaryRegion in every layer"
+                    f"config '{config_key}': stack {self.name} exports {key}={value!r} but this "
+                    f"layer is configured for {expected!r}: set the same {config_key} in every layer"
                 )
             return value
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 from pathlib import Path
 
+import botocore
 import pytest
 
 from shared import config as cfg
@@ -42,6 +45,15 @@ CASES = [
     ("primary-region-upper-case", "network", {"aws:region": "EU-WEST-1"}, "dev", "aws:region"),
     ("secondary-region-malformed", "network", {"secondaryRegion": "westeurope"}, "dev",
      "secondaryRegion"),
+    # Region-shaped, but no region of botocore's endpoint data.
+    ("primary-region-unknown", "network", {"aws:region": "us-east-9"}, "dev", "aws:region"),
+    ("secondary-region-unknown", "network", {"secondaryRegion": "eu-west-7"}, "dev",
+     "secondaryRegion"),
+    # The European Sovereign Cloud's endpoints are <service>.<region>.amazonaws.eu.
+    ("primary-region-sovereign-cloud", "network", {"aws:region": "eusc-de-east-1"}, "dev",
+     "aws:region"),
+    ("regions-in-two-partitions", "network",
+     {"aws:region": "us-gov-west-1", "secondaryRegion": "us-west-2"}, "dev", "secondaryRegion"),
     ("project-tag-too-long", "network", {"projectTag": "p" * 257}, "dev", "projectTag"),
     # network
     ("cidrs-overlap", "network", {"primaryVpcCidr": "10.10.0.0/16",
@@ -50,6 +62,13 @@ CASES = [
     ("cidr-host-bits-set", "network", {"primaryVpcCidr": "10.10.0.1/16"}, "dev", "primaryVpcCidr"),
     ("cidr-not-an-address", "network", {"secondaryVpcCidr": "ten/16"}, "dev", "secondaryVpcCidr"),
     ("cidr-public", "network", {"primaryVpcCidr": "8.8.0.0/16"}, "dev", "primaryVpcCidr"),
+    # Special-purpose ranges ipaddress counts as private, outside RFC 1918.
+    ("cidr-loopback", "network", {"primaryVpcCidr": "127.0.0.0/16"}, "dev", "primaryVpcCidr"),
+    ("cidr-link-local", "network", {"secondaryVpcCidr": "169.254.0.0/16"}, "dev",
+     "secondaryVpcCidr"),
+    ("cidr-benchmarking", "network", {"primaryVpcCidr": "198.18.0.0/16"}, "dev", "primaryVpcCidr"),
+    ("cidr-just-past-172-16-12", "network", {"primaryVpcCidr": "172.32.0.0/16"}, "dev",
+     "primaryVpcCidr"),
     ("cidr-too-small", "network", {"secondaryVpcCidr": "10.20.0.0/24"}, "dev", "secondaryVpcCidr"),
     ("cidr-too-large", "network", {"primaryVpcCidr": "10.0.0.0/8"}, "dev", "primaryVpcCidr"),
     ("subnets-too-few", "network", {"subnetsPerRegion": 1}, "dev", "subnetsPerRegion"),
@@ -174,6 +193,74 @@ def test_boundary_values_are_accepted():
         assert settings.recovery_grace_seconds == minutes * 60
     cfg.load_network_settings(cfg.DictSource({"primaryVpcCidr": "10.0.0.0/16",
                                               "secondaryVpcCidr": "10.1.0.0/22"}))
+
+
+@pytest.mark.parametrize("cidr", ["127.0.0.0/16", "169.254.0.0/16", "198.18.0.0/16"])
+def test_the_cidr_rule_is_rfc_1918_not_pythons_idea_of_private(cidr):
+    # The rule it replaces, is_private, accepted these.
+    assert ipaddress.IPv4Network(cidr).is_private
+    error = _error("network", {"primaryVpcCidr": cidr})
+    assert "RFC 1918" in str(error)
+
+
+@pytest.mark.parametrize("primary,secondary", [
+    ("10.255.0.0/16", "10.0.0.0/16"),
+    ("172.16.0.0/16", "172.31.252.0/22"),  # both ends of 172.16.0.0/12
+    ("192.168.0.0/16", "10.20.0.0/16"),
+])
+def test_every_rfc_1918_range_is_accepted(primary, secondary):
+    settings = cfg.load_network_settings(cfg.DictSource(
+        {"primaryVpcCidr": primary, "secondaryVpcCidr": secondary}))
+    assert (settings.primary_cidr, settings.secondary_cidr) == (primary, secondary)
+
+
+@pytest.mark.parametrize("primary,secondary", [
+    ("eu-central-2", "il-central-1"),
+    ("ca-west-1", "ap-southeast-4"),
+    ("us-gov-west-1", "us-gov-east-1"),  # both in GovCloud (US): one partition
+])
+def test_regions_of_one_supported_partition_are_accepted(primary, secondary):
+    common = cfg.load_common(cfg.DictSource({"aws:region": primary, "secondaryRegion": secondary}))
+    assert (common.primary_region, common.secondary_region) == (primary, secondary)
+
+
+def test_an_unknown_region_names_botocore_its_version_and_the_upgrade():
+    message = str(_error("network", {"aws:region": "us-east-9"}))
+    assert f"botocore {botocore.__version__}" in message
+    assert "upgrade" in message and "us-east-1" in message  # the nearest known ones
+
+
+def test_the_known_regions_are_botocores_endpoint_data(monkeypatch):
+    """Not a list of our own: a region botocore's data gains is accepted (as after an upgrade)."""
+    from botocore.loaders import Loader
+
+    real = Loader.load_data
+
+    def newer_botocore(self, name, *args, **kwargs):
+        data = copy.deepcopy(real(self, name, *args, **kwargs))
+        if name == "endpoints":
+            aws = next(p for p in data["partitions"] if p["partition"] == "aws")
+            aws["regions"]["us-east-9"] = {"description": "a region newer than this botocore"}
+        return data
+
+    _error("network", {"aws:region": "us-east-9"})
+    monkeypatch.setattr(Loader, "load_data", newer_botocore)
+    cfg.aws_partitions.cache_clear()
+    try:
+        common = cfg.load_common(cfg.DictSource({"aws:region": "us-east-9"}))
+        assert common.primary_region == "us-east-9"
+    finally:
+        cfg.aws_partitions.cache_clear()
+
+
+@pytest.mark.parametrize("region,partition", [
+    ("cn-north-1", "aws-cn"), ("cn-northwest-1", "aws-cn"), ("us-iso-east-1", "aws-iso"),
+    ("us-isob-east-1", "aws-iso-b"),
+])
+def test_china_and_iso_regions_are_refused_for_their_endpoints(region, partition):
+    message = str(_error("network", {"secondaryRegion": region}))
+    assert f"({partition}) partition" in message
+    assert "service endpoints differ from <service>.<region>.amazonaws.com" in message
 
 
 @pytest.mark.parametrize("raw,expected", [("true", True), ("False", False), ("yes", True),

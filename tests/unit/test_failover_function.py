@@ -1,9 +1,8 @@
 """Every function FailoverFunction builds: encrypted logs, scoped VPC permissions, safe teardown.
 
-The layers run for real under the mock runtime on each other's exports. A second VPC
-function (the replica canary, in the secondary region, not yet declared by the layer) is
-built through the same component with ``run_layer(..., program=...)``, so what holds for the canary holds
-for every VPC function.
+The layers run for real under the mock runtime on each other's exports. Both VPC functions
+the layer declares (the canary in the primary region, the replica canary in the secondary
+one) are checked, so what holds for one holds for every VPC function.
 """
 
 from __future__ import annotations
@@ -15,11 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pulumi
-import pulumi_aws as aws
 import pytest
 
-from offline.harness import DYNAMIC_TYPE_PREFIX, destroy_order, run_all, run_layer
+from offline.harness import DYNAMIC_TYPE_PREFIX, destroy_order, run_all
 from shared.naming import FAILOVER_FUNCTION_BASES, Namer
 
 LAYER_DIR = Path(__file__).resolve().parents[2] / "stacks" / "dns-failover"
@@ -42,29 +39,6 @@ def runs():
     return run_all(CONFIG, stack="ci")
 
 
-@pytest.fixture(scope="module")
-def replica_canary():
-    """A second VPC canary in the secondary region, built as the layer would build it."""
-
-    def program() -> None:
-        from failover_function import FailoverFunction, FailoverFunctionArgs, VpcPlacement
-
-        provider = aws.Provider(f"aws-secondary-{SUFFIX}", region=SECONDARY)
-        FailoverFunction(
-            f"replica-canary-{SUFFIX}",
-            FailoverFunctionArgs(
-                base="db-replica-canary", module="canary", description="Probes the replica",
-                environment={}, timeout_seconds=10, memory_mb=128, log_retention_days=30,
-                log_group_kms_key_arn=SECONDARY_KEY, namer=Namer(SUFFIX),
-                vpc=VpcPlacement(region=SECONDARY, account_id="111122223333", partition="aws",
-                                 subnet_ids=REPLICA_SUBNETS, security_group_ids=[REPLICA_PROBE_SG]),
-            ),
-            opts=pulumi.ResourceOptions(providers=[provider]),
-        )
-
-    return run_layer("dns-failover", CONFIG, stack="ci", program=program)
-
-
 def _functions(run) -> list:
     return run.of_type(FUNCTION)
 
@@ -85,19 +59,16 @@ def _statements(run, function) -> dict[str, dict[str, Any]]:
     return {st["Sid"]: st for st in policy["Statement"]}
 
 
-def _vpc_cases(runs, replica_canary):
-    cases = [(runs["dns-failover"], f) for f in _functions(runs["dns-failover"])
-             if f.inputs.get("vpcConfig")]
-    cases += [(replica_canary, f) for f in _functions(replica_canary)]
-    return cases
+def _vpc_cases(runs):
+    return [(runs["dns-failover"], f) for f in _functions(runs["dns-failover"])
+            if f.inputs.get("vpcConfig")]
 
 
 # ------------------------------------------------------------------ teardown order
 
 
-def test_every_vpc_function_is_destroyed_before_its_drain_and_the_drain_before_its_role(
-        runs, replica_canary):
-    cases = _vpc_cases(runs, replica_canary)
+def test_every_vpc_function_is_destroyed_before_its_drain_and_the_drain_before_its_role(runs):
+    cases = _vpc_cases(runs)
     assert {f.inputs["name"] for _, f in cases} == {f"db-canary-{SUFFIX}", f"db-replica-canary-{SUFFIX}"}
     for run, function in cases:
         [drain] = _drains(run, function)
@@ -130,8 +101,8 @@ def test_a_function_outside_any_vpc_gets_no_drain_and_no_interface_permissions(r
 # ------------------------------------------------------------------ interface permissions
 
 
-def test_interface_permissions_are_scoped_to_the_functions_subnets_and_groups(runs, replica_canary):
-    for run, function in _vpc_cases(runs, replica_canary):
+def test_interface_permissions_are_scoped_to_the_functions_subnets_and_groups(runs):
+    for run, function in _vpc_cases(runs):
         region, vpc = function.region, function.inputs["vpcConfig"]
         prefix = f"arn:aws:ec2:{region}:111122223333"
         subnets = [f"{prefix}:subnet/{s}" for s in vpc["subnetIds"]]
@@ -159,7 +130,7 @@ def test_interface_permissions_are_scoped_to_the_functions_subnets_and_groups(ru
 def test_the_canary_may_not_create_interfaces_in_another_subnet_or_group(runs):
     run = runs["dns-failover"]
     network = runs["network"].exports
-    canary = next(f for f in _functions(run) if f.inputs.get("vpcConfig"))
+    canary = next(f for f in _functions(run) if f.inputs["name"] == f"db-canary-{SUFFIX}")
     create = _statements(run, canary)["CreateInterfacesInOwnSubnetsAndGroups"]
     granted = " ".join(create["Resource"])
     for other in network["secondaryPrivateSubnetIds"] + [network["primaryDbSecurityGroupId"],
@@ -175,7 +146,8 @@ def test_every_function_log_group_is_encrypted_with_a_key_whose_policy_names_it(
             for k in runs[layer].of_type(KEY)}
     groups = runs["dns-failover"].of_type(LOG_GROUP)
     assert {g.inputs["name"] for g in groups} == {
-        f"/aws/lambda/db-canary-{SUFFIX}", f"/aws/lambda/db-promoter-{SUFFIX}"}
+        f"/aws/lambda/{base}-{SUFFIX}" for bases in FAILOVER_FUNCTION_BASES.values() for base in bases}
+    assert len(groups) == 3
     for group in groups:
         key = keys[group.inputs["kmsKeyId"]]  # a database layer's key, not the service default
         assert key.region == group.region
@@ -184,17 +156,6 @@ def test_every_function_log_group_is_encrypted_with_a_key_whose_policy_names_it(
         assert logs["Principal"] == {"Service": f"logs.{group.region}.amazonaws.com"}
         patterns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
         assert any(fnmatch.fnmatchcase(group.outputs["arn"], p) for p in patterns), group.name
-
-
-def test_the_replica_canarys_log_group_is_one_the_secondary_key_admits(runs, replica_canary):
-    [group] = replica_canary.of_type(LOG_GROUP)
-    assert group.inputs["kmsKeyId"] == SECONDARY_KEY
-    assert "db-replica-canary" in FAILOVER_FUNCTION_BASES["secondary"]
-    [key] = runs["secondary-db"].of_type(KEY)
-    patterns = next(st for st in json.loads(key.inputs["policy"])["Statement"]
-                    if st["Sid"] == "CloudWatchLogsForOwnLogGroups")["Condition"]["ArnLike"][
-        "kms:EncryptionContext:aws:logs:arn"]
-    assert any(fnmatch.fnmatchcase(group.outputs["arn"], p) for p in patterns)
 
 
 def test_a_function_cannot_be_declared_without_a_key_for_its_log_group():
