@@ -885,7 +885,7 @@ class FailoverSettings:
 
     def _promoter_run(self) -> TimingStep:
         return TimingStep(
-            "promoter run decides and calls PromoteReadReplica",
+            "promoter run",
             PROMOTER_SCHEDULE_SECONDS + self.promoter_call_seconds,
             f"its one-minute schedule (the alarm notification usually comes sooner), then its "
             f"parallel reads: one bounded call, {self.promoter_max_attempts} x 2 x "

@@ -141,15 +141,32 @@ def test_the_master_secret_example_yields_a_secret_the_primary_layer_accepts():
 
 def test_the_runbook_timings_are_the_code_defaults():
     settings = load_failover_settings(DictSource({"environmentSuffix": "docs"}))
-    assert f"it is **{settings.detection_budget_seconds} s**" in RUNBOOK
-    assert f"`detectionBudgetSeconds` ({settings.detection_budget_seconds} s)" in RUNBOOK
-    assert f"(M = {settings.alarm_datapoints})" in RUNBOOK
-    assert f"(N = {settings.alarm_periods})" in RUNBOOK
-    assert f"`recordTtlSeconds` ({settings.record_ttl_seconds} s)" in RUNBOOK
+    instance, region = settings.instance_failure_worst_case_seconds, settings.region_outage_worst_case_seconds
+    assert f"`instanceFailureWorstCaseSeconds` ({instance} s)" in RUNBOOK
+    assert f"`regionOutageWorstCaseSeconds` ({region} s)" in RUNBOOK
+    assert f"(M = {settings.alarm_datapoints}) of (N = {settings.alarm_periods})" in RUNBOOK
     assert f"`recoveryGraceMinutes` ({settings.recovery_grace_minutes})" in RUNBOOK
+    # Each step of each path, with its worst case, as the code computes it.
+    for path in (settings.instance_failure_path, settings.region_outage_path):
+        for step in path:
+            assert f"| {step.step} |".lower() in RUNBOOK.lower(), step.step
+    call = settings.promoter_call_seconds
+    assert f"60 s + {call} s" in RUNBOOK
     with layer_modules("dns-failover") as load:
         datapoints, periods = load("automated_promotion").stuck_alarm_window(settings)
     assert f"in {datapoints} of the last {periods} minutes" in RUNBOOK
+
+
+def test_the_runbook_lists_every_promoter_action_and_what_the_layer_counts_as_stuck():
+    with layer_modules("dns-failover") as load:
+        stuck = load("automated_promotion").STUCK_ACTIONS
+    from tests.support.lambdas import load_lambda
+
+    actions = load_lambda("promoter").decision_rules.ACTIONS
+    table = RUNBOOK.split("| Decision (`action`) |", 1)[1].split("\n\n", 1)[0]
+    for action in actions:
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{action}`"))
+        assert row.rstrip(" |").endswith("yes" if action in stuck else "no"), row
 
 
 def test_the_policy_readme_lists_every_rule_and_the_required_tags():
