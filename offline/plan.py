@@ -19,6 +19,10 @@ Exit status: 0 when every rule passes (waivers allowed), 1 on any violation
 or an export that breaks the layer contract, 2 on invalid configuration (the
 message names the key), 3 when a layer cannot be synthesized.
 
+Options may also come from the PLAN_ARGS environment variable (how ``make plan``
+passes them): it is split like shell words (``shlex``), never run by a shell, and
+its options follow the command line's.
+
 ``--config`` applies to every layer; ``--config <layer>/<key>=<value>``
 (for example ``primary-db/multiAz=false``) to one layer only, since the
 database layers share key names with different defaults.
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 import textwrap
 import time
@@ -461,6 +466,12 @@ def _arg_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        try:
+            argv = sys.argv[1:] + shlex.split(os.environ.get("PLAN_ARGS", ""))
+        except ValueError as exc:
+            print(f"invalid configuration: PLAN_ARGS: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     args = _arg_parser().parse_args(argv)
     started = time.monotonic()
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
@@ -470,8 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SYNTHESIS
     try:
         overrides, per_layer = parse_overrides(args.config)
-        config = base_config(args.suffix.strip(), args.primary_region.strip(),
-                             args.secondary_region.strip(), overrides)
+        # Not stripped: a stray space or newline is refused like any other bad value.
+        config = base_config(args.suffix, args.primary_region, args.secondary_region, overrides)
         plan = build_plan(config, stack=args.stack.strip() or None, layer_config=per_layer,
                           layers=layers)
     except cfg.ConfigError as exc:

@@ -60,8 +60,8 @@ PROMOTER_MAX_CALL_SECONDS = 60
 # "writer." is the longest label the failover layer puts in front of the zone name.
 _RECORD_PREFIX_LENGTH = len("writer.")
 
-_SUFFIX_RE = re.compile(r"^[a-z0-9-]+$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_SUFFIX_RE = re.compile(r"^[a-z0-9-]+\Z")  # \Z: "$" would let a trailing newline through
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d\Z")
 # Partitions whose service endpoints and principals are not "<service>.<region>.amazonaws.com"
 # (China: amazonaws.com.cn; ISO: other domains). The key policies name those endpoints.
 _UNSUPPORTED_REGION_PREFIXES = {"cn-": "China (aws-cn)", "us-iso": "ISO (aws-iso*)"}
