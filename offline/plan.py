@@ -480,6 +480,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--layers must list layers among {', '.join(LAYERS)} in that order", file=sys.stderr)
         return EXIT_SYNTHESIS
     try:
+        # The raw values, as `make plan`'s preflight sees them: config loading strips
+        # whitespace, which would otherwise let a suffix ending in a newline through here.
+        for key, value, validate in (("environmentSuffix", args.suffix, cfg.validate_suffix),
+                                     ("aws:region", args.primary_region, cfg.validate_region),
+                                     ("secondaryRegion", args.secondary_region, cfg.validate_region)):
+            if value:
+                validate(key, value)
         overrides, per_layer = parse_overrides(args.config)
         # Not stripped: a stray space or newline is refused like any other bad value.
         config = base_config(args.suffix, args.primary_region, args.secondary_region, overrides)

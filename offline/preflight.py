@@ -52,6 +52,11 @@ _KMS_ARN_RE = re.compile(
 )
 
 
+def _named(exc: ConfigError, key: str) -> str:
+    """The config rule's message, naming the make variable instead of a config key."""
+    return str(exc).replace(f"config '{key}'", key)
+
+
 def check_suffix(suffix: str | None) -> str | None:
     if not suffix:
         return ("ENV_SUFFIX is not set: pass the environment suffix every resource name carries, "
@@ -59,18 +64,17 @@ def check_suffix(suffix: str | None) -> str | None:
     try:
         validate_suffix("ENV_SUFFIX", suffix)
     except ConfigError as exc:
-        return str(exc).replace("config 'ENV_SUFFIX'", "ENV_SUFFIX")
+        return _named(exc, "ENV_SUFFIX")
     return None
 
 
 def check_regions(primary: str | None, secondary: str | None) -> str | None:
-    try:
-        if primary:
-            validate_region("PRIMARY_REGION", primary)
-        if secondary:
-            validate_region("SECONDARY_REGION", secondary)
-    except ConfigError as exc:
-        return str(exc).replace("config ", "")
+    for key, region in (("PRIMARY_REGION", primary), ("SECONDARY_REGION", secondary)):
+        try:
+            if region:
+                validate_region(key, region)
+        except ConfigError as exc:
+            return _named(exc, key)
     if primary and secondary and primary == secondary:
         return f"PRIMARY_REGION and SECONDARY_REGION must differ (both are {primary})"
     return None
@@ -120,7 +124,7 @@ def check_secrets_provider(value: str | None) -> str | None:
         try:
             validate_region("SECRETS_PROVIDER region", region)
         except ConfigError as exc:
-            return str(exc).replace("config ", "")
+            return _named(exc, "SECRETS_PROVIDER region")
     return None
 
 
