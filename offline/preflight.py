@@ -136,7 +136,8 @@ def _read_passphrase_file(path: str) -> str | None:
 
 
 def _has_local_stacks() -> bool:
-    return any((LOCAL_STATE_DIR / ".pulumi" / "stacks").glob("**/*.json"))
+    # <project>/<stack>.json, plus the .bak and .gz forms the file backend also writes.
+    return any((LOCAL_STATE_DIR / ".pulumi" / "stacks").glob("**/*.json*"))
 
 
 def ensure_local_passphrase_file(path: Path = LOCAL_PASSPHRASE_FILE) -> str | None:
