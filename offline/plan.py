@@ -20,6 +20,10 @@ Exit status: 0 when every rule passes (waivers allowed), 1 on any violation
 or an export that breaks the layer contract, 2 on invalid configuration (the
 message names the key), 3 when a layer cannot be synthesized.
 
+Options may also come from the PLAN_ARGS environment variable (how ``make plan``
+passes them): it is split like shell words (``shlex``), never run by a shell, and
+its options follow the command line's.
+
 ``--config`` applies to every layer whose Pulumi.yaml declares the key;
 ``--config <layer>/<key>=<value>`` (for example ``primary-db/multiAz=false``) to
 one layer only, since the database layers share key names with different
@@ -34,6 +38,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 import textwrap
 import time
@@ -483,6 +488,12 @@ def _arg_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        try:
+            argv = sys.argv[1:] + shlex.split(os.environ.get("PLAN_ARGS", ""))
+        except ValueError as exc:
+            print(f"invalid configuration: PLAN_ARGS: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     args = _arg_parser().parse_args(argv)
     started = time.monotonic()
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
@@ -491,9 +502,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--layers must list layers among {', '.join(LAYERS)} in that order", file=sys.stderr)
         return EXIT_SYNTHESIS
     try:
+        # The raw values, as `make plan`'s preflight sees them: config loading strips
+        # whitespace, which would otherwise let a suffix ending in a newline through here.
+        for key, value, validate in (("environmentSuffix", args.suffix, cfg.validate_suffix),
+                                     ("aws:region", args.primary_region, cfg.validate_region),
+                                     ("secondaryRegion", args.secondary_region, cfg.validate_region)):
+            if value:
+                validate(key, value)
         overrides, per_layer = parse_overrides(args.config)
-        config = base_config(args.suffix.strip(), args.primary_region.strip(),
-                             args.secondary_region.strip(), overrides)
+        # Not stripped: a stray space or newline is refused like any other bad value.
+        config = base_config(args.suffix, args.primary_region, args.secondary_region, overrides)
         plan = build_plan(config, stack=args.stack.strip() or None, layer_config=per_layer,
                           layers=layers)
     except cfg.ConfigError as exc:

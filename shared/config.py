@@ -80,7 +80,7 @@ CLAIM_LEASE_MARGIN_SECONDS = 60
 # "witness." is the longest label the failover layer puts in front of the zone name.
 _RECORD_PREFIX_LENGTH = len("witness.")
 
-_SUFFIX_RE = re.compile(r"^[a-z0-9-]+$")
+_SUFFIX_RE = re.compile(r"^[a-z0-9-]+\Z")  # \Z: "$" would let a trailing newline through
 # Key policies and service principals name <service>.<region>.amazonaws.com: only partitions
 # with that DNS suffix are supported (not China, amazonaws.com.cn, nor the ISO partitions).
 _SUPPORTED_DNS_SUFFIX = "amazonaws.com"

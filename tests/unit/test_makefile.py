@@ -2,21 +2,27 @@
 
 A stand-in ``pulumi`` on PATH records every call (its working directory is the
 layer) instead of deploying; the AWS credentials check talks to the emulator.
+Tests of the repository-local backend run the Makefile in a copy of the
+repository, so they never touch this checkout's state or passphrase file.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
 
+import boto3
 import pytest
 
 from offline.emulator import emulator_environment, start_emulator
+from offline.preflight import PUBLISHED_PASSPHRASE
 from shared.contract import LAYERS
 
 REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / ".venv"
 
 FAKE_PULUMI = """#!/usr/bin/env bash
 # Records "<layer> <args>" and the backend settings it was given; keeps a marker per
@@ -24,7 +30,8 @@ FAKE_PULUMI = """#!/usr/bin/env bash
 # with FAKE_PULUMI_BACKEND_DOWN every command fails the way an unreachable backend does.
 layer="$(basename "$PWD")"
 echo "$layer $*" >> "$FAKE_PULUMI_LOG"
-echo "${PULUMI_BACKEND_URL-unset} ${PULUMI_CONFIG_PASSPHRASE-unset}" >> "$FAKE_PULUMI_LOG.env"
+echo "${PULUMI_BACKEND_URL-unset} ${PULUMI_CONFIG_PASSPHRASE-unset} ${PULUMI_CONFIG_PASSPHRASE_FILE-unset}" \
+  >> "$FAKE_PULUMI_LOG.env"
 if [ -n "${FAKE_PULUMI_BACKEND_DOWN:-}" ]; then
   echo "error: could not reach the backend: connection refused" >&2; exit 255
 fi
@@ -72,10 +79,25 @@ def env(tmp_path, emulator):
     return environ
 
 
-def make(env: dict, *args: str) -> subprocess.CompletedProcess:
+def make(env: dict, *args: str, repo: Path = REPO) -> subprocess.CompletedProcess:
     # -o: never reinstall the virtualenv from inside a test.
-    return subprocess.run(["make", "-s", "-C", str(REPO), "-o", ".venv/.installed", *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(["make", "-s", "-C", str(repo), f"VENV={VENV}", "-o", f"{VENV}/.installed",
+                           *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """What the front door needs of the repository, in a place of its own."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("Makefile", "pyproject.toml", "requirements.lock"):
+        shutil.copy2(REPO / name, copy / name)
+    for package in ("offline", "shared", "scripts"):
+        shutil.copytree(REPO / package, copy / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for layer in LAYERS:
+        (copy / "stacks" / layer).mkdir(parents=True)
+    return copy
 
 
 def calls(env: dict, verb: str) -> list[str]:
@@ -171,15 +193,126 @@ def test_outputs_before_deploy_names_the_missing_stack_and_what_to_run(env):
     assert calls(env, "stack") == ["network"]  # stops at the first missing layer
 
 
-def test_the_passphrase_default_applies_to_the_local_backend_only(env):
+def test_the_passphrase_file_applies_to_the_local_backend_only(env, repo_copy):
     local = {k: v for k, v in env.items() if not k.startswith("PULUMI_")}
-    make(local, "outputs", "ENV_SUFFIX=mk10")
-    make({**local, "PULUMI_BACKEND_URL": "s3://team-state"}, "outputs", "ENV_SUFFIX=mk10")
-    make({**local, "PULUMI_BACKEND_URL": ""}, "outputs", "ENV_SUFFIX=mk10")
+    make(local, "outputs", "ENV_SUFFIX=mk10", repo=repo_copy)
+    make({**local, "PULUMI_BACKEND_URL": "s3://team-state"}, "outputs", "ENV_SUFFIX=mk10",
+         repo=repo_copy)
+    make({**local, "PULUMI_BACKEND_URL": ""}, "outputs", "ENV_SUFFIX=mk10", repo=repo_copy)
     seen = Path(env["FAKE_PULUMI_LOG"] + ".env").read_text().splitlines()
-    backend = f"file://{REPO}/.pulumi-state"
-    assert seen == [f"{backend} local-backend-only-not-a-secret", "s3://team-state unset",
-                    f"{backend} local-backend-only-not-a-secret"]
+    backend, phrase_file = f"file://{repo_copy}/.pulumi-state", repo_copy / ".pulumi-passphrase"
+    assert seen == [f"{backend} unset {phrase_file}", "s3://team-state unset unset",
+                    f"{backend} unset {phrase_file}"]
+
+
+def test_the_local_backend_gets_a_random_private_passphrase_per_checkout(env, repo_copy, tmp_path):
+    local = {k: v for k, v in env.items() if not k.startswith("PULUMI_")}
+    result = make(local, "deploy", "ENV_SUFFIX=mk20", repo=repo_copy)
+    assert result.returncode == 0, result.stderr
+    phrase_file = repo_copy / ".pulumi-passphrase"
+    phrase = phrase_file.read_text().strip()
+    assert stat.S_IMODE(phrase_file.stat().st_mode) == 0o600
+    assert len(phrase) >= 32 and phrase != PUBLISHED_PASSPHRASE
+    assert calls(local, "up") == list(LAYERS)
+    # The same checkout keeps its passphrase; another checkout draws its own.
+    assert make(local, "deploy", "ENV_SUFFIX=mk20", repo=repo_copy).returncode == 0
+    assert phrase_file.read_text().strip() == phrase
+    other = tmp_path / "other"
+    shutil.copytree(repo_copy, other, ignore=shutil.ignore_patterns(".pulumi-*"))
+    assert make(local, "deploy", "ENV_SUFFIX=mk20", repo=other).returncode == 0
+    assert (other / ".pulumi-passphrase").read_text().strip() != phrase
+
+
+def test_local_state_made_with_the_published_passphrase_stays_usable(env, repo_copy):
+    local = {k: v for k, v in env.items() if not k.startswith("PULUMI_")}
+    old_stack = repo_copy / ".pulumi-state" / ".pulumi" / "stacks" / "rds-network" / "old.json"
+    old_stack.parent.mkdir(parents=True)
+    old_stack.write_text("{}")
+    result = make(local, "deploy", "ENV_SUFFIX=mk21", repo=repo_copy)
+    assert result.returncode == 0, result.stderr
+    assert (repo_copy / ".pulumi-passphrase").read_text().strip() == PUBLISHED_PASSPHRASE
+    assert "published passphrase" in result.stderr and "rotate" in result.stderr
+
+
+def test_a_passphrase_file_others_can_read_is_refused(env, repo_copy):
+    local = {k: v for k, v in env.items() if not k.startswith("PULUMI_")}
+    phrase_file = repo_copy / ".pulumi-passphrase"
+    phrase_file.write_text("a-private-passphrase-of-this-checkout\n")
+    phrase_file.chmod(0o644)
+    result = make(local, "deploy", "ENV_SUFFIX=mk22", repo=repo_copy)
+    assert result.returncode != 0
+    assert "other users may read it (mode 0644)" in result.stderr and "chmod 600" in result.stderr
+    assert calls(local, "stack") == []
+    phrase_file.chmod(0o600)
+    assert make(local, "deploy", "ENV_SUFFIX=mk22", repo=repo_copy).returncode == 0
+    assert calls(local, "up") == list(LAYERS)
+
+
+@pytest.mark.parametrize("how", ["variable", "file"])
+def test_the_published_passphrase_is_refused_for_a_shared_backend(env, tmp_path, how):
+    if how == "variable":
+        shared = {**env, "PULUMI_CONFIG_PASSPHRASE": PUBLISHED_PASSPHRASE}
+    else:
+        phrase_file = tmp_path / "phrase"
+        phrase_file.write_text(PUBLISHED_PASSPHRASE + "\n")
+        shared = {k: v for k, v in env.items() if k != "PULUMI_CONFIG_PASSPHRASE"}
+        shared["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(phrase_file)
+    result = make(shared, "deploy", "ENV_SUFFIX=mk23")
+    assert result.returncode != 0
+    assert "passphrase this repository publishes" in result.stderr
+    assert "SECRETS_PROVIDER=awskms://" in result.stderr
+    assert calls(shared, "stack") == []
+    # A passphrase of one's own passes (the env fixture's "test").
+    assert make(env, "deploy", "ENV_SUFFIX=mk23").returncode == 0
+
+
+def test_a_secrets_provider_reaches_stack_creation(env):
+    provider = "awskms://alias/pulumi-state?region=eu-central-1"
+    result = make(env, "deploy", "ENV_SUFFIX=mk24", f"SECRETS_PROVIDER={provider}")
+    assert result.returncode == 0, result.stderr
+    log = Path(env["FAKE_PULUMI_LOG"]).read_text()
+    for layer in LAYERS:
+        assert f"{layer} stack select --create mk24 --secrets-provider {provider}" in log
+
+
+@pytest.mark.parametrize("provider", ["awskms://", "awskms://my-key", "kms://alias/x",
+                                      "awskms://alias/x?region=moon-1", "awskms://alias/x y"])
+def test_a_malformed_secrets_provider_is_refused(env, provider):
+    result = make(env, "deploy", "ENV_SUFFIX=mk25", f"SECRETS_PROVIDER={provider}")
+    assert result.returncode != 0
+    assert "SECRETS_PROVIDER" in result.stderr
+    assert calls(env, "stack") == []
+
+
+def _bucket(env: dict, name: str, region: str) -> None:
+    s3 = boto3.client("s3", region_name=region, endpoint_url=env["AWS_ENDPOINT_URL"],
+                      aws_access_key_id="emulator", aws_secret_access_key="emulator")
+    extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=name, **extra)
+
+
+def test_state_in_the_primary_region_is_warned_about(env):
+    _bucket(env, "mk-state-primary", "us-east-1")
+    result = make({**env, "PULUMI_BACKEND_URL": "s3://mk-state-primary"}, "deploy", "ENV_SUFFIX=mk26",
+                  "PRIMARY_REGION=us-east-1")
+    assert result.returncode == 0, result.stderr  # a warning, not a refusal
+    assert "state bucket 'mk-state-primary' is in us-east-1, the primary region" in result.stderr
+    assert calls(env, "up") == list(LAYERS)
+
+
+def test_state_in_another_region_passes_without_warning(env):
+    _bucket(env, "mk-state-elsewhere", "eu-central-1")
+    for url in ("s3://mk-state-elsewhere", "s3://any-bucket?region=eu-central-1"):
+        result = make({**env, "PULUMI_BACKEND_URL": url}, "deploy", "ENV_SUFFIX=mk27",
+                      "PRIMARY_REGION=us-east-1")
+        assert result.returncode == 0, result.stderr
+        assert "primary region" not in result.stderr, url
+
+
+def test_a_state_bucket_whose_region_is_unknown_gets_a_note(env):
+    result = make({**env, "PULUMI_BACKEND_URL": "s3://mk-no-such-bucket"}, "deploy", "ENV_SUFFIX=mk28")
+    assert result.returncode == 0, result.stderr
+    assert "note: could not look up the region of state bucket 'mk-no-such-bucket'" in result.stderr
 
 
 def test_policy_and_refresh_switches_reach_pulumi_up(env):
@@ -189,3 +322,71 @@ def test_policy_and_refresh_switches_reach_pulumi_up(env):
         Path(env["FAKE_PULUMI_LOG"]).read_text()
     make(env, "up-network", "ENV_SUFFIX=mk11")
     assert Path(env["FAKE_PULUMI_LOG"]).read_text().splitlines()[-1] == "network up --yes --stack mk11"
+
+
+# Each payload tries to create the marker file: by shell command substitution, by make's
+# own $(shell), by closing a quote, by a command separator, or on a new line.
+HOSTILE = [
+    "x`touch {marker}`",
+    "x$(touch {marker})",
+    "$(shell touch {marker})",
+    'x"; touch {marker}; echo "',
+    "x'; touch {marker}; echo '",
+    "x;touch {marker}",
+    "x\ntouch {marker}",
+]
+# Every value a user passes to `make deploy`, with the setting its refusal names.
+DEPLOY_VARIABLES = {
+    "ENV_SUFFIX": "ENV_SUFFIX", "PRIMARY_REGION": "PRIMARY_REGION",
+    "SECONDARY_REGION": "SECONDARY_REGION", "REFRESH": "REFRESH", "POLICY": "POLICY",
+    "SECRETS_PROVIDER": "SECRETS_PROVIDER",
+}
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+@pytest.mark.parametrize("variable", DEPLOY_VARIABLES)
+def test_hostile_values_run_nothing_and_are_refused_by_name(env, tmp_path, variable, payload):
+    marker = tmp_path / "pwned"
+    value = payload.format(marker=marker)
+    settings = {"ENV_SUFFIX": "mk30", variable: value}
+    result = make(env, "deploy", *(f"{k}={v}" for k, v in settings.items()))
+    assert not marker.exists(), f"{variable}={value!r} ran a command"
+    assert result.returncode != 0
+    assert f"error: {DEPLOY_VARIABLES[variable]}" in result.stderr
+    assert calls(env, "stack") == []  # refused before any stack is selected
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_hostile_values_from_the_environment_run_nothing(env, tmp_path, payload):
+    marker = tmp_path / "pwned"
+    result = make({**env, "ENV_SUFFIX": payload.format(marker=marker)}, "destroy")
+    assert not marker.exists()
+    assert result.returncode != 0 and "error: ENV_SUFFIX" in result.stderr
+    assert calls(env, "stack") == []
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_hostile_plan_args_are_split_as_words_never_run(env, tmp_path, payload):
+    marker = tmp_path / "pwned"
+    result = make(env, "plan", "ENV_SUFFIX=mk31", f"PLAN_ARGS=--config {payload.format(marker=marker)}",
+                  f"PRIMARY_REGION={payload.format(marker=marker)}")
+    assert not marker.exists()
+    assert result.returncode != 0
+
+
+def test_a_value_with_a_newline_gets_the_same_refusal_as_any_bad_suffix(env):
+    result = make(env, "deploy", "ENV_SUFFIX=mk32\n")
+    assert result.returncode != 0
+    assert "ENV_SUFFIX: may contain only lower-case letters, digits and hyphens" in result.stderr
+    assert calls(env, "stack") == []
+
+
+@pytest.mark.parametrize("switch", ["REFRESH", "POLICY"])
+def test_switches_take_only_1_or_0(env, switch):
+    result = make(env, "up-network", "ENV_SUFFIX=mk33", f"{switch}=yes")
+    assert result.returncode != 0
+    assert f"{switch} must be 1 (on), or 0 or empty (off) (got 'yes')" in result.stderr
+    assert calls(env, "up") == []
+    # 0 is off (before, any non-empty value turned the switch on).
+    assert make(env, "up-network", "ENV_SUFFIX=mk33", f"{switch}=0").returncode == 0
+    assert Path(env["FAKE_PULUMI_LOG"]).read_text().splitlines()[-1] == "network up --yes --stack mk33"
