@@ -81,14 +81,16 @@ def check_regions(primary: str | None, secondary: str | None) -> str | None:
     if primary and secondary and primary == secondary:
         return f"PRIMARY_REGION and SECONDARY_REGION must differ (both are {primary})"
     try:
-        if primary:
-            validate_region("PRIMARY_REGION", primary)
-        if secondary:
-            validate_region("SECONDARY_REGION", secondary)
+        for key, region in (("PRIMARY_REGION", primary), ("SECONDARY_REGION", secondary)):
+            try:
+                if region:
+                    validate_region(key, region)
+            except ConfigError as exc:
+                return _named(exc, key)
         if primary and secondary:
             validate_region_pair(primary, secondary, "PRIMARY_REGION", "SECONDARY_REGION")
     except ConfigError as exc:
-        return str(exc).replace("config ", "")
+        return _named(exc, exc.key)
     except ImportError:
         # Region names are checked against botocore's endpoint data, and this check may run
         # on a Python without botocore (before the virtualenv exists). The layers and
