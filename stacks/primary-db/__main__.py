@@ -32,7 +32,7 @@ settings = load_primary_db_settings()
 common, alerting = settings.common, settings.alerting
 namer = common.namer
 network_ref = LayerReference(common, "network")
-providers = regional_providers(common, layer="primary-db",
+providers = regional_providers(common, layer="primary-db", roles=[ROLE],
                                deployment_id=network_ref.require(NetworkOutputs.DEPLOYMENT_ID))
 region = providers.region(ROLE)
 in_region = pulumi.ResourceOptions(providers=[providers.for_role(ROLE)])
