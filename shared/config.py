@@ -1051,3 +1051,15 @@ def validate_across_layers(settings: Mapping[str, Any]) -> None:
         except ConfigError as exc:
             raise ConfigError(f"secondary-db/{exc.key}", exc.rule,
                               replica.max_allocated_storage_gib) from None
+
+
+def secret_replica_arn(secret_arn: str, region: str) -> str:
+    """The ARN of ``secret_arn``'s Secrets Manager replica in ``region``.
+
+    Secrets Manager documents a replica's ARN as the primary secret's with only the
+    Region changed (User Guide, "Replicate AWS Secrets Manager secrets across Regions").
+    """
+    match = _SECRET_ARN_RE.match(secret_arn)
+    if not match:
+        raise ValueError(f"{secret_arn!r} is not a Secrets Manager secret ARN")
+    return f"{secret_arn[:match.start(1)]}{region}{secret_arn[match.end(1):]}"

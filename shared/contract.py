@@ -103,6 +103,9 @@ class PrimaryDbOutputs:
     ENGINE = "dbEngine"
     ENGINE_MAJOR_VERSION = "dbEngineMajorVersion"
     PARAMETER_GROUP_FAMILY = "dbParameterGroupFamily"
+    # The existing master secret (never created here) in the primary region: what
+    # applications there read. Its replica in the secondary region is SecondaryDbOutputs'.
+    MASTER_SECRET_ARN = "primaryMasterSecretArn"
 
     @classmethod
     def all(cls) -> tuple[str, ...]:
@@ -126,6 +129,9 @@ class SecondaryDbOutputs:
     # The RPO the layer's lag alarm guards; the promoter's automatic-promotion lag guard
     # defaults to it.
     LAG_THRESHOLD_SECONDS = "replicaLagThresholdSeconds"
+    # The master secret's Secrets Manager replica in this region: what applications read
+    # here, and the only copy left while the primary region is down.
+    MASTER_SECRET_ARN = "secondaryMasterSecretArn"
 
     @classmethod
     def all(cls) -> tuple[str, ...]:
