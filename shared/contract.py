@@ -163,6 +163,9 @@ class FailoverOutputs:
     # The promoter's failover ledger (DynamoDB, secondary region): one item per failover.
     LEDGER_TABLE_NAME = "failoverLedgerTableName"
     FENCE_METRIC_NAMESPACE = "fenceMetricNamespace"
+    # The managed policy applications attach for IAM database authentication on either
+    # instance (rds-db:connect names each instance's region and resource id).
+    DATABASE_CONNECT_POLICY_ARN = "databaseConnectPolicyArn"
     AUTOMATION_MODE = "automationMode"
     MAX_PROMOTION_LAG_SECONDS = "maxAutomaticPromotionLagSeconds"
     # Worst cases, from config, of the two failure paths (RUNBOOK.md, "Timings").

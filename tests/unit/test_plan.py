@@ -215,3 +215,19 @@ def test_the_command_fails_on_bad_config_naming_the_key(tmp_path, args, key):
     assert result.returncode == plan_module.EXIT_CONFIG
     assert f"'{key}'" in result.stderr
     assert not list(tmp_path.iterdir())  # nothing synthesized, nothing written
+
+
+def test_the_plan_says_which_secret_and_policy_applications_use_in_each_region(plan, plan_doc):
+    access = plan_doc["applications"]
+    by_region = access["masterSecretArnByRegion"]
+    assert set(by_region) == {PRIMARY, SECONDARY}
+    assert by_region[PRIMARY] == plan.runs["primary-db"].exports["primaryMasterSecretArn"]
+    assert by_region[SECONDARY] == plan.runs["secondary-db"].exports["secondaryMasterSecretArn"]
+    # The replica is the same secret in the other region (Secrets Manager's ARN rule).
+    assert by_region[SECONDARY].split(":")[3] == SECONDARY
+    assert by_region[SECONDARY].split(":")[4:] == by_region[PRIMARY].split(":")[4:]
+    policy = plan.runs["dns-failover"].exports["databaseConnectPolicyArn"]
+    assert access["databaseConnectPolicyArn"] == policy
+    text = plan_module.render(plan)
+    assert f"credentials in {SECONDARY}: {by_region[SECONDARY]}" in text
+    assert f"IAM database authentication: attach {policy}" in text
