@@ -18,11 +18,16 @@ work while the primary region is down (RUNBOOK.md, "Outage day"):
    provider, no ``region`` argument naming it). A refresh, or an update of the primary
    region's canary, alarm or topic, would call the region that is down; nothing there
    needs to change for the failover (``make plan --config
-   secondary-db/replicaPromoted=true`` shows what does).
+   secondary-db/replicaPromoted=true`` shows what does). The writer record's change is a
+   Route 53 control-plane call, and that control plane lives in us-east-1: when
+   GetHostedZone does not answer within seconds, this step is skipped instead of leaving
+   the provider to retry for many minutes. Nothing depends on it: the writer fence (a
+   health check) already sends writers to the promoted replica.
 
 Every pulumi command runs in ``stacks/<layer>`` and needs the state backend (keep it out
 of the primary region: README, State). Exit status: 0 converged, 2 refused (nothing
-changed), 1 a pulumi command failed.
+changed), 1 a pulumi command failed, 3 secondary-db converged but dns-failover skipped
+(Route 53's control plane did not answer; run it again later).
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ from typing import Any
 
 from offline.harness import PROVIDER_TYPE
 from offline.outputs import REPO_ROOT
-from shared.contract import SecondaryDbOutputs
+from shared.contract import FailoverOutputs, SecondaryDbOutputs
 from shared.naming import Namer
 
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_PARTIAL = 0, 1, 2, 3
 
 # Runs `pulumi <args>` in stacks/<layer>; returns (exit status, stdout, stderr).
 Pulumi = Callable[[str, Sequence[str]], tuple[int, str, str]]
@@ -56,13 +61,37 @@ def run_pulumi(layer: str, args: Sequence[str]) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-def _rds_client(region: str):
+def _client(service: str, region: str):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("rds", region_name=region,
+    return boto3.client(service, region_name=region,
                         config=Config(connect_timeout=5, read_timeout=15,
-                                      retries={"max_attempts": 3}))
+                                      retries={"max_attempts": 2}))
+
+
+def _rds_client(region: str):
+    return _client("rds", region)
+
+
+def route53_control_plane_answers(zone_id: str, region: str,
+                                  client_for: Callable[[str, str], Any] = _client) -> str | None:
+    """None when Route 53's API answers GetHostedZone for ``zone_id``, else why not.
+
+    Route 53's API is global, served from us-east-1 whatever region the client names
+    (``region`` only picks the partition's endpoint). An error answer (access denied, no
+    such zone) is an answer: the update then reports it itself. Only a call that gets no
+    answer at all (connection refused, timeouts) means the control plane is unreachable.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client_for("route53", region).get_hosted_zone(Id=zone_id)
+    except ClientError:
+        return None
+    except BotoCoreError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -142,11 +171,19 @@ def dns_failover_targets(resources: Iterable[Mapping[str, Any]], primary_provide
 
 
 def converge(stack: str, pulumi: Pulumi = run_pulumi,
-             rds_for: Callable[[str], Any] = _rds_client) -> int:
+             rds_for: Callable[[str], Any] = _rds_client,
+             route53_check: Callable[[str, str], str | None] = route53_control_plane_answers
+             ) -> int:
     try:
         replica = promoted_replica(stack, pulumi, rds_for)
         print(f"converge: {replica.identifier} in {replica.region} stands alone "
               f"({replica.status}); converging secondary-db and dns-failover")
+        dns_outputs = json.loads(_required(pulumi, "dns-failover",
+                                           ["stack", "output", "--json", "--stack", stack]) or "{}")
+        zone_id = dns_outputs.get(FailoverOutputs.ZONE_ID)
+        if not zone_id:
+            raise Refused(f"the dns-failover stack {stack} exports no {FailoverOutputs.ZONE_ID}: "
+                          "deploy it first (make deploy)")
         state = json.loads(_required(pulumi, "dns-failover", ["stack", "export", "--stack", stack]))
         targets, primary_region, skipped = dns_failover_targets(
             (state.get("deployment") or {}).get("resources") or [],
@@ -159,29 +196,42 @@ def converge(stack: str, pulumi: Pulumi = run_pulumi,
               file=sys.stderr)
         return EXIT_REFUSED
 
-    steps: list[tuple[str, list[str]]] = [
+    for layer, args in (
         ("secondary-db", ["config", "set", "replicaPromoted", "true", "--stack", stack]),
         # refresh: always (Pulumi.yaml): reads the promoted instance, all in the secondary region.
         ("secondary-db", ["up", "--yes", "--stack", stack]),
-        ("dns-failover", ["up", "--yes", "--stack", stack, "--refresh=false",
-                          *(arg for urn in targets for arg in ("--target", urn))]),
-    ]
+    ):
+        if not _step(pulumi, layer, args):
+            return EXIT_FAILED
+
+    unreachable = route53_check(zone_id, replica.region)
+    if unreachable:
+        print(f"warning: dns-failover NOT converged: Route 53's control plane (us-east-1) does "
+              f"not answer ({unreachable}). Writers already reach {replica.identifier} through "
+              f"the writer fence; run make converge ENV_SUFFIX={stack} again once it answers",
+              file=sys.stderr)
+        return EXIT_PARTIAL
     print(f"converge: dns-failover: {len(targets)} resources targeted, {len(skipped)} in "
           f"{primary_region} left alone")
-    for layer, args in steps:
-        shown = " ".join(args if "--target" not in args else [*args[:args.index("--target")],
-                                                              f"--target ... ({len(targets)})"])
-        print(f"==> stacks/{layer}: pulumi {shown}", flush=True)
-        code, out, err = pulumi(layer, args)
-        sys.stdout.write(out)
-        sys.stderr.write(err)
-        if code != 0:
-            print(f"error: stacks/{layer}: pulumi {args[0]} failed (exit status {code}); the "
-                  "steps before it are done, run make converge again once the cause is fixed",
-                  file=sys.stderr)
-            return EXIT_FAILED
+    if not _step(pulumi, "dns-failover", ["up", "--yes", "--stack", stack, "--refresh=false",
+                                          *(arg for urn in targets for arg in ("--target", urn))]):
+        return EXIT_FAILED
     print(f"converge: done. Next: make outputs ENV_SUFFIX={stack}, then RUNBOOK.md (Outage day)")
     return EXIT_OK
+
+
+def _step(pulumi: Pulumi, layer: str, args: list[str]) -> bool:
+    targets = args.count("--target")
+    shown = args if not targets else [*args[:args.index("--target")], f"--target ... ({targets})"]
+    print(f"==> stacks/{layer}: pulumi {' '.join(shown)}", flush=True)
+    code, out, err = pulumi(layer, args)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    if code != 0:
+        print(f"error: stacks/{layer}: pulumi {args[0]} failed (exit status {code}); the steps "
+              "before it are done, run make converge again once the cause is fixed",
+              file=sys.stderr)
+    return code == 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,11 +14,21 @@ import pytest
 from offline import converge as converge_module
 from offline import plan as plan_module
 from offline.harness import PROVIDER_TYPE
-from shared.contract import SecondaryDbOutputs
+from shared.contract import FailoverOutputs, SecondaryDbOutputs
 
 SUFFIX = "cv1"
 PRIMARY, SECONDARY = "eu-west-1", "eu-central-1"
 REPLICA = f"pg-replica-{SUFFIX}"
+ZONE_ID = "Z0123456789ABCDEFGHIJ"
+
+
+def route53_answers(zone_id, region):
+    assert (zone_id, region) == (ZONE_ID, SECONDARY)
+    return None
+
+
+def route53_down(zone_id, region):
+    return "EndpointConnectionError: Could not connect to https://route53.amazonaws.com/"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +83,9 @@ class FakePulumi:
     """Answers `pulumi` commands per layer and records them; `fail` names a failing one."""
 
     def __init__(self, outputs: dict, state: dict, fail: tuple[str, str] | None = None):
-        self.outputs, self.state, self.fail = outputs, state, fail
+        self.outputs = {"secondary-db": outputs,
+                        "dns-failover": {FailoverOutputs.ZONE_ID: ZONE_ID} if outputs else {}}
+        self.state, self.fail = state, fail
         self.calls: list[tuple[str, list[str]]] = []
 
     def __call__(self, layer, args):
@@ -81,7 +93,7 @@ class FakePulumi:
         if self.fail == (layer, args[0]):
             return 255, "", "error: update failed"
         if args[:2] == ["stack", "output"]:
-            return 0, json.dumps(self.outputs), ""
+            return 0, json.dumps(self.outputs[layer]), ""
         if args[:2] == ["stack", "export"]:
             return 0, json.dumps(self.state, default=str), ""
         return 0, "", ""
@@ -140,24 +152,39 @@ def test_an_unreachable_rds_is_a_refusal_naming_the_instance(state, capsys):
 
 def test_a_promoted_replica_is_converged_without_touching_the_primary_region(state, dns_run):
     pulumi = FakePulumi(OUTPUTS, state)
-    assert converge_module.converge(SUFFIX, pulumi, Rds(source=None)) == converge_module.EXIT_OK
+    assert converge_module.converge(SUFFIX, pulumi, Rds(source=None),
+                                    route53_answers) == converge_module.EXIT_OK
     assert pulumi.verbs() == [("secondary-db", "stack"), ("dns-failover", "stack"),
-                              ("secondary-db", "config"), ("secondary-db", "up"),
-                              ("dns-failover", "up")]
-    config_args = pulumi.calls[2][1]
+                              ("dns-failover", "stack"), ("secondary-db", "config"),
+                              ("secondary-db", "up"), ("dns-failover", "up")]
+    config_args = pulumi.calls[3][1]
     assert config_args == ["config", "set", "replicaPromoted", "true", "--stack", SUFFIX]
     # secondary-db refreshes (its project's refresh: always): only secondary-region resources.
-    assert "--refresh=false" not in pulumi.calls[3][1]
-    dns_up = pulumi.calls[4][1]
+    assert "--refresh=false" not in pulumi.calls[4][1]
+    dns_up = pulumi.calls[5][1]
     assert "--refresh=false" in dns_up and "--yes" in dns_up
     targets = {dns_up[i + 1] for i, arg in enumerate(dns_up) if arg == "--target"}
     primary_side = {r.urn for r in in_aws(dns_run) if region_of(r) == PRIMARY}
     assert targets and not targets & primary_side
 
 
+def test_without_route53s_control_plane_secondary_db_converges_and_dns_failover_waits(state, capsys):
+    # With us-east-1 down, a record change would be retried by the provider for many
+    # minutes; the writer fence (a health check) already moved writers.
+    pulumi = FakePulumi(OUTPUTS, state)
+    assert converge_module.converge(SUFFIX, pulumi, Rds(source=None),
+                                    route53_down) == converge_module.EXIT_PARTIAL
+    assert ("secondary-db", "up") in pulumi.verbs()
+    assert ("dns-failover", "up") not in pulumi.verbs()
+    err = capsys.readouterr().err
+    assert "dns-failover NOT converged" in err and "route53.amazonaws.com" in err
+    assert f"make converge ENV_SUFFIX={SUFFIX} again" in err
+
+
 def test_a_failed_secondary_db_update_stops_before_dns_failover(state, capsys):
     pulumi = FakePulumi(OUTPUTS, state, fail=("secondary-db", "up"))
-    assert converge_module.converge(SUFFIX, pulumi, Rds(source=None)) == converge_module.EXIT_FAILED
+    assert converge_module.converge(SUFFIX, pulumi, Rds(source=None),
+                                    route53_answers) == converge_module.EXIT_FAILED
     assert ("dns-failover", "up") not in pulumi.verbs()
     assert "run make converge again" in capsys.readouterr().err
 
@@ -166,3 +193,26 @@ def test_a_secondary_db_stack_without_outputs_is_refused(state, capsys):
     pulumi = FakePulumi({}, state)
     assert converge_module.converge(SUFFIX, pulumi, Rds(source=None)) == converge_module.EXIT_REFUSED
     assert "deploy it first" in capsys.readouterr().err
+
+
+def test_route53s_control_plane_counts_as_down_only_when_nothing_answers(monkeypatch):
+    import boto3
+    from botocore.config import Config
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        zone = boto3.client("route53", region_name=SECONDARY).create_hosted_zone(
+            Name="db-cv1.internal", CallerReference="cv1")["HostedZone"]["Id"]
+        answers = converge_module.route53_control_plane_answers
+        assert answers(zone, SECONDARY) is None
+        # An error answer is still an answer: the update will report it itself.
+        assert answers("Z0000NOSUCHZONE", SECONDARY) is None
+
+    def unreachable(service, region):
+        return boto3.client(service, region_name=region, endpoint_url="http://127.0.0.1:9",
+                            config=Config(connect_timeout=1, retries={"max_attempts": 1}))
+
+    problem = converge_module.route53_control_plane_answers(zone, SECONDARY, unreachable)
+    assert problem and problem.startswith("EndpointConnectionError")
