@@ -64,7 +64,7 @@ LOCK_COMPILE := "$$VENV/bin/uv" pip compile pyproject.toml requirements-lock.in 
 PIP_INSTALL := "$$VENV/bin/python" -m pip install --quiet --disable-pip-version-check
 
 .PHONY: help install lock lock-upgrade test unit lint plan rehearse deploy destroy preview outputs \
-	integration clean $(addprefix up-,$(LAYERS)) $(addprefix destroy-,$(LAYERS)) \
+	converge integration clean $(addprefix up-,$(LAYERS)) $(addprefix destroy-,$(LAYERS)) \
 	$(addprefix preview-,$(LAYERS)) preflight-deploy preflight-static preflight-local
 
 help:
@@ -80,6 +80,8 @@ help:
 	@echo "                                  (also preview-<layer>, destroy-<layer>)"
 	@echo "make preview ENV_SUFFIX=x         pulumi preview every layer (upstream layers must exist)"
 	@echo "make outputs ENV_SUFFIX=x         write cfn-outputs/flat-outputs.json from the stacks"
+	@echo "make converge ENV_SUFFIX=x        after a promotion: converge secondary-db and dns-failover"
+	@echo "                                  without the primary region (RUNBOOK.md, outage day)"
 	@echo "make integration                  integration tests against cfn-outputs/flat-outputs.json"
 	@echo "make destroy ENV_SUFFIX=x         destroy every layer in reverse order and remove the stacks"
 	@echo "make unit | make clean            unit tests only | remove generated outputs and caches"
@@ -180,7 +182,12 @@ define stack_exists
 	  *) echo "error: stacks/$$(basename "$$PWD"): $$out" >&2; exit 2 ;; esac; }; }
 endef
 
+# The database layers need the master secret, replicated to the secondary region: without
+# the replica the credentials are unreadable exactly while the primary region is down.
+MASTER_SECRET_CHECK := $(VENV_PREFLIGHT) master-secret
+
 $(addprefix up-,$(LAYERS)): up-%: preflight-deploy
+	$(if $(filter primary-db secondary-db,$*),@$(MASTER_SECRET_CHECK))
 	@echo "==> pulumi up: $* ($$ENV_SUFFIX)"
 	$(call select_stack,$*)
 	cd stacks/$* && pulumi up --yes --stack "$$ENV_SUFFIX" $(PULUMI_SWITCHES)
@@ -189,8 +196,10 @@ $(addprefix preview-,$(LAYERS)): preview-%: preflight-deploy
 	$(call select_stack,$*)
 	cd stacks/$* && pulumi preview --stack "$$ENV_SUFFIX" $(PULUMI_SWITCHES)
 
-# Layers deploy one after another; make stops at the first failure.
+# Layers deploy one after another; make stops at the first failure. The secret is checked
+# before the first layer too, so a missing replica stops the deploy before anything changes.
 deploy: preflight-deploy
+	@$(MASTER_SECRET_CHECK)
 	@for layer in $(LAYERS); do $(MAKE) --no-print-directory up-$$layer || exit 1; done
 
 preview: preflight-deploy
@@ -207,6 +216,13 @@ $(addprefix destroy-,$(LAYERS)): destroy-%: preflight-deploy
 
 destroy: preflight-deploy
 	@for layer in $(REVERSE_LAYERS); do $(MAKE) --no-print-directory destroy-$$layer || exit 1; done
+
+# After a promotion, with the primary region possibly down (offline/converge.py, RUNBOOK.md
+# "Outage day"): credentials are checked with STS in the secondary region, and the master
+# secret's replica there; nothing here calls the primary region.
+converge: preflight-static $(STAMP)
+	@$(VENV_PREFLIGHT) --sts-region secondary aws state-backend secret-replica
+	"$$VENV/bin/python" -m offline.converge --stack "$$ENV_SUFFIX"
 
 outputs: $(STAMP)
 	@$(PREFLIGHT) suffix secrets pulumi

@@ -318,6 +318,7 @@ class SyntheticBackend:
             secret_id = args.get("secretId")
             return {"id": f"{secret_id}|AWSCURRENT", "secretId": secret_id,
                     "arn": self._secret_arn(secret_id, region),
+                    "secretArn": self._secret_arn(secret_id, region),
                     "secretString": json.dumps(self.master_secret),
                     "versionId": "offline", "versionStages": ["AWSCURRENT"]}
         if token == "aws:secretsmanager/getSecret:getSecret":

@@ -441,7 +441,8 @@ class MotoBackend:
                                     VersionStage=args.get("versionStage"))
                 value = sm.get_secret_value(**kwargs)
                 return {"id": f"{value['ARN']}|{value.get('VersionStages', ['AWSCURRENT'])[0]}",
-                        "arn": value["ARN"], "secretId": args.get("secretId"),
+                        "arn": value["ARN"], "secretArn": value["ARN"],
+                        "secretId": args.get("secretId"),
                         "secretString": value.get("SecretString", ""),
                         "secretBinary": "", "versionId": value["VersionId"],
                         "versionStage": args.get("versionStage") or "AWSCURRENT",

@@ -71,7 +71,7 @@ from offline.harness import (
 from policy import rules
 from policy.props import is_secret_wrapper, to_plain
 from shared import config as cfg
-from shared.contract import EXPORTS, LAYERS, FailoverOutputs
+from shared.contract import EXPORTS, LAYERS, FailoverOutputs, PrimaryDbOutputs, SecondaryDbOutputs
 
 DEFAULT_OUT_DIR = REPO_ROOT / "plan-out"
 MASK = "[secret]"
@@ -326,6 +326,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         # What the --config overrides change against the same plan without them (null
         # when there are no overrides).
         "changesAgainstBaseline": _changes_json(plan),
+        "applications": application_access(plan),
     }
 
 
@@ -433,6 +434,7 @@ def render(plan: Plan, plan_path: Path | None = None, elapsed: float | None = No
             lines += _timing_lines(plan, run)
     if plan.changes is not None:
         lines += ["", *_change_lines(plan)]
+    lines += _application_lines(plan)
     lines.append("")
     if plan.contract_problems:
         lines.append("output contract (shared/contract.py):")
@@ -519,6 +521,35 @@ def _group_waived(findings: Sequence[rules.Finding]) -> dict[tuple[str, str], li
     for finding in findings:
         grouped.setdefault((finding.rule_id, finding.waiver_reason or ""), []).append(finding)
     return grouped
+
+
+def application_access(plan: Plan) -> dict[str, Any]:
+    """What applications in each region read, from the layers' own exports: the master
+    secret's ARN per region (primary-db, and its Secrets Manager replica from secondary-db),
+    and the IAM policy granting rds-db:connect on both instances (dns-failover)."""
+    exports = {key: value for run in plan.runs.values() for key, value in run.exports.items()}
+    primary, secondary = plan.regions
+    secrets = {region: exports[key] for region, key in (
+        (primary, PrimaryDbOutputs.MASTER_SECRET_ARN),
+        (secondary, SecondaryDbOutputs.MASTER_SECRET_ARN)) if key in exports}
+    return {"masterSecretArnByRegion": secrets,
+            "databaseConnectPolicyArn": exports.get(FailoverOutputs.DATABASE_CONNECT_POLICY_ARN)}
+
+
+def _application_lines(plan: Plan) -> list[str]:
+    access = application_access(plan)
+    secrets, policy = access["masterSecretArnByRegion"], access["databaseConnectPolicyArn"]
+    if not secrets and not policy:
+        return []
+    lines = ["", "applications (README, How applications connect):"]
+    for region, arn in secrets.items():
+        role = ("the Secrets Manager replica, the only copy while the primary region is down"
+                if region == plan.regions[1] else "the master secret")
+        lines.append(f"  credentials in {region}: {arn} ({role})")
+    if policy:
+        lines.append(f"  IAM database authentication: attach {policy} (rds-db:connect on both "
+                     "instances; sign tokens for the instance endpoint and its region)")
+    return lines
 
 
 def _timing_lines(plan: Plan, run: LayerRun) -> list[str]:

@@ -11,9 +11,15 @@ requires the two regions to differ, and the layers check the rest.
 
 Checks: ``suffix``, ``regions``, ``switches`` (REFRESH/POLICY), ``secrets``
 (SECRETS_PROVIDER, the state passphrase, the per-checkout passphrase file),
-``pulumi`` (the CLI), ``aws`` (credentials) and ``state-backend`` (warns when
-the state or its KMS key lives in the primary region; never fails). The first
-four need only the standard library; ``aws`` and ``state-backend`` need boto3.
+``pulumi`` (the CLI), ``aws`` (credentials: STS in the primary region, or in the
+secondary one with ``--sts-region secondary``, as ``make converge`` asks while the
+primary may be down), ``state-backend`` (warns when the state or its KMS key lives in
+the primary region; never fails), ``master-secret`` (the master secret exists in the
+primary region and Secrets Manager reports its replica in the secondary region
+``InSync``) and ``secret-replica`` (the replica exists in the secondary region, asked
+there only). The first four need only the standard library; the others need boto3.
+Regions and the secret's name come from the options/environment, else from the
+suffix's stack config files, else from the layers' defaults.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from shared.config import (
     DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
     ConfigError,
+    secret_replica_arn,
     validate_region,
     validate_region_pair,
     validate_suffix,
@@ -220,21 +228,21 @@ def _quick_aws_config():
     return Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
 
 
-def check_aws(region: str | None) -> str | None:
+def check_aws(region: str) -> str | None:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         client = boto3.client(
-            "sts", region_name=region or os.environ.get("AWS_REGION") or "us-east-1",
+            "sts", region_name=region,
             config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}),
         )
         identity = client.get_caller_identity()
     except (BotoCoreError, ClientError) as exc:
         return (f"no usable AWS credentials ({exc.__class__.__name__}: {exc}): configure them "
                 "(AWS_PROFILE, `aws sso login`, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and retry")
-    print(f"preflight: deploying as {identity['Arn']}")
+    print(f"preflight: AWS credentials of {identity['Arn']} (checked with STS in {region})")
     return None
 
 
@@ -249,16 +257,106 @@ def bucket_region(bucket: str) -> str:
     return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint)
 
 
+def stack_config(layer: str, suffix: str | None) -> dict[str, object]:
+    """The ``config:`` block of ``stacks/<layer>/Pulumi.<suffix>.yaml`` ({} if none)."""
+    stack_file = REPO / "stacks" / layer / f"Pulumi.{suffix}.yaml"
+    if not (suffix and stack_file.exists()):
+        return {}
+    import yaml
+
+    return (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+
+
+def _configured(layer: str, suffix: str | None, key: str, default: str) -> str:
+    value = stack_config(layer, suffix).get(key)
+    return value if isinstance(value, str) and value else default
+
+
 def configured_primary_region(suffix: str | None) -> str:
     """The primary region the network stack of this suffix is configured for, if any."""
-    stack_file = REPO / "stacks" / "network" / f"Pulumi.{suffix}.yaml"
-    if suffix and stack_file.exists():
-        import yaml
+    return _configured("network", suffix, "aws:region", DEFAULT_PRIMARY_REGION)
 
-        config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-        if isinstance(config.get("aws:region"), str):
-            return config["aws:region"]
-    return DEFAULT_PRIMARY_REGION
+
+def configured_secondary_region(suffix: str | None) -> str:
+    """The secondary region the network stack of this suffix is configured for, if any."""
+    return _configured("network", suffix, "rds-network:secondaryRegion", DEFAULT_SECONDARY_REGION)
+
+
+def configured_master_secret(suffix: str | None) -> str:
+    """The primary-db stack's masterSecretId (a name or an ARN), or the layer's default."""
+    return _configured("primary-db", suffix, "rds-primary-db:masterSecretId",
+                       f"rds-master-{suffix}")
+
+
+def _secrets_client(region: str):
+    import boto3
+
+    return boto3.client("secretsmanager", region_name=region, config=_quick_aws_config())
+
+
+def _replicate_hint(secret_id: str, primary: str, secondary: str) -> str:
+    return (f"aws secretsmanager replicate-secret-to-regions --region {primary} "
+            f"--secret-id {secret_id} --add-replica-regions Region={secondary}")
+
+
+def _describe_secret(client, secret_id: str, region: str) -> tuple[dict | None, str | None]:
+    """(DescribeSecret answer, None), or (None, why not) in words naming the secret."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return client.describe_secret(SecretId=secret_id), None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            return None, f"no secret {secret_id} in {region}"
+        return None, f"could not read secret {secret_id} in {region} ({code}: {exc})"
+    except BotoCoreError as exc:
+        return None, f"could not reach Secrets Manager in {region} ({exc.__class__.__name__}: {exc})"
+
+
+def check_master_secret(secret_id: str, primary: str, secondary: str,
+                        client_for: Callable[[str], object] = _secrets_client) -> str | None:
+    """The master secret exists in the primary region with an ``InSync`` replica in the
+    secondary one: without it, the credentials of a promoted replica are unreadable while
+    the primary region is down (README, Deploying step 1)."""
+    described, problem = _describe_secret(client_for(primary), secret_id, primary)
+    if described is None:
+        return (f"master secret: {problem}. Create it, replicated to {secondary}, as README "
+                "(Deploying to AWS, step 1) shows, or set masterSecretId in the primary-db stack")
+    owner = described.get("PrimaryRegion") or primary
+    if owner != primary:
+        # A replica of a secret kept elsewhere: only its own region reports replication, so
+        # ask the secondary region directly.
+        return check_secret_replica(described["ARN"], primary, secondary, client_for)
+    status = {r.get("Region"): r for r in described.get("ReplicationStatus") or []}.get(secondary)
+    if status is None:
+        return (f"master secret {secret_id} has no replica in {secondary}, so applications "
+                f"could not read the credentials there while {primary} is down: run "
+                f"`{_replicate_hint(secret_id, primary, secondary)}` (add ,KmsKeyId=<key in "
+                f"{secondary}> for a customer-managed key)")
+    if status.get("Status") != "InSync":
+        return (f"master secret {secret_id}'s replica in {secondary} is "
+                f"{status.get('Status')} ({status.get('StatusMessage') or 'no message'}): "
+                "wait for InProgress to finish; for Failed, fix the cause Secrets Manager "
+                "gives (often a secret of the same name already there, or an unusable KMS key) "
+                f"and run `{_replicate_hint(secret_id, primary, secondary)}` again")
+    print(f"preflight: master secret {secret_id} replicated to {secondary} (InSync)")
+    return None
+
+
+def check_secret_replica(secret_id: str, primary: str, secondary: str,
+                         client_for: Callable[[str], object] = _secrets_client) -> str | None:
+    """The master secret's replica exists in the secondary region, asking only that region."""
+    replica = secret_replica_arn(secret_id, secondary) if secret_id.startswith("arn:") else secret_id
+    described, problem = _describe_secret(client_for(secondary), replica, secondary)
+    if described is None:
+        return (f"master secret replica: {problem}, so applications cannot read the "
+                f"credentials in {secondary}. While {primary} answers, add the replica with "
+                f"`{_replicate_hint(secret_id, primary, secondary)}`; if {primary} is down, "
+                f"put the same credentials into a new secret in {secondary} by hand "
+                "(RUNBOOK.md, outage day)")
+    print(f"preflight: master secret replica {described['ARN']} is readable in {secondary}")
+    return None
 
 
 def check_state_backend(backend_url: str, secrets_provider: str, primary: str,
@@ -300,11 +398,16 @@ def check_state_backend(backend_url: str, secrets_provider: str, primary: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.preflight")
     parser.add_argument("checks", nargs="+", choices=[
-        "suffix", "regions", "switches", "secrets", "pulumi", "aws", "state-backend"])
+        "suffix", "regions", "switches", "secrets", "pulumi", "aws", "state-backend",
+        "master-secret", "secret-replica"])
     parser.add_argument("--suffix", default=os.environ.get("ENV_SUFFIX"))
     parser.add_argument("--primary-region", default=os.environ.get("PRIMARY_REGION") or None)
     parser.add_argument("--secondary-region", default=os.environ.get("SECONDARY_REGION") or None)
+    parser.add_argument("--sts-region", choices=["primary", "secondary"], default="primary",
+                        help="the region whose STS the aws check asks")
     args = parser.parse_args(argv)
+    primary = args.primary_region or configured_primary_region(args.suffix)
+    secondary = args.secondary_region or configured_secondary_region(args.suffix)
     for check in args.checks:
         problem = None
         if check == "suffix":
@@ -319,9 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         elif check == "pulumi":
             problem = check_pulumi()
         elif check == "aws":
-            problem = check_aws(args.primary_region)
+            problem = check_aws(primary if args.sts_region == "primary" else secondary)
+        elif check == "master-secret":
+            problem = check_master_secret(configured_master_secret(args.suffix), primary, secondary)
+        elif check == "secret-replica":
+            problem = check_secret_replica(configured_master_secret(args.suffix), primary,
+                                           secondary)
         else:
-            primary = args.primary_region or configured_primary_region(args.suffix)
             for message in check_state_backend(os.environ.get("PULUMI_BACKEND_URL", ""),
                                                os.environ.get("SECRETS_PROVIDER", ""), primary):
                 print(message, file=sys.stderr)

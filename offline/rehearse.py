@@ -46,6 +46,7 @@ from offline.emulator import apply_environment, emulator_environment, inventory,
 from offline.harness import REPO_ROOT, LayerRun, run_layer
 from offline.mutations import MUTATIONS, mutated_outputs
 from offline.outputs import write_flat_outputs
+from offline.preflight import check_master_secret
 from shared.config import (
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
@@ -136,22 +137,37 @@ def layer_config(suffix: str, primary: str, secondary: str) -> dict[str, Any]:
 
 
 def seed_master_secret(config: dict[str, Any], stack: str) -> str:
-    """Create the secret an operator creates once before the first deploy (README)."""
+    """Create the secret an operator creates once before the first deploy, replicated to
+    the secondary region (README, Deploying step 1); the deploy preflight's check of it
+    must pass, as it must before a real deploy."""
     import boto3
 
     settings = load_primary_db_settings(DictSource(config, stack=stack))
-    client = boto3.client("secretsmanager", region_name=settings.common.primary_region)
+    common = settings.common
+    client = boto3.client("secretsmanager", region_name=common.primary_region)
     secret = {"username": "dbadmin", "password": secrets.token_urlsafe(24)}
     client.create_secret(Name=settings.master_secret_id, SecretString=json.dumps(secret),
-                         Description="Master credentials (seeded by the rehearsal)")
+                         Description="Master credentials (seeded by the rehearsal)",
+                         AddReplicaRegions=[{"Region": common.secondary_region}])
+    problem = check_master_secret(settings.master_secret_id, common.primary_region,
+                                  common.secondary_region)
+    if problem:
+        raise RuntimeError(f"deploy preflight: {problem}")
     return settings.master_secret_id
 
 
-def delete_master_secret(secret_id: str, region: str) -> None:
+def delete_master_secret(secret_id: str, primary: str, secondary: str) -> None:
+    """As README's teardown says: the replica first (Secrets Manager refuses to delete a
+    secret that still has replicas), then the secret."""
     import boto3
 
-    boto3.client("secretsmanager", region_name=region).delete_secret(
-        SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+    client = boto3.client("secretsmanager", region_name=primary)
+    replicas = [r["Region"] for r in
+                client.describe_secret(SecretId=secret_id).get("ReplicationStatus") or []]
+    if secondary in replicas:
+        client.remove_regions_from_replication(SecretId=secret_id,
+                                               RemoveReplicaRegions=[secondary])
+    client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
 
 
 def layer_outputs(runs: dict[str, LayerRun]) -> dict[str, dict[str, Any]]:
@@ -320,7 +336,7 @@ def rehearse(suffix: str, primary: str, secondary: str, outputs_path: Path,
         with report.phase("verify nothing is left"):
             try:
                 if secret_id:
-                    delete_master_secret(secret_id, primary)
+                    delete_master_secret(secret_id, primary, secondary)
                 after = inventory(emulator.endpoint_url, (primary, secondary))
                 report.left = leftovers(baseline, after)
                 report.kms_pending_deletion = len(

@@ -862,6 +862,9 @@ class FailoverSettings:
     # Above this RPO estimate (seconds) automatic mode waits for a person; None: the
     # secondary-db layer's replicaLagThresholdSeconds (read from its stack).
     max_promotion_lag_seconds: int | None
+    # PostgreSQL users applications log in as with IAM database authentication; the
+    # layer's managed policy grants rds-db:connect for them on both instances.
+    iam_database_users: tuple[str, ...]
 
     @property
     def recovery_grace_seconds(self) -> int:
@@ -1001,7 +1004,37 @@ def load_failover_settings(source: ConfigSource | None = None) -> FailoverSettin
         serialize_promoter_runs=_boolean(source, "serializePromoterRuns", True),
         # 0: the replica's lag threshold, the RPO the secondary-db layer says is accepted.
         max_promotion_lag_seconds=_integer(source, "maxAutomaticPromotionLagSeconds", 0, 0, 86400) or None,
+        iam_database_users=validate_database_users(
+            "iamDatabaseUsers", _string(source, "iamDatabaseUsers", "app")),
     )
+
+
+# PostgreSQL role names as RDS IAM authentication takes them: unquoted identifiers (lower
+# case; an IAM policy's dbuser name must match the role name exactly), at most 63 bytes.
+_DB_USER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MAX_IAM_DATABASE_USERS = 20
+
+
+def validate_database_users(key: str, value: str) -> tuple[str, ...]:
+    """A comma-separated list of PostgreSQL user names, each granted on by name.
+
+    No wildcard: ``dbuser:<id>/*`` would let an IAM principal log in as any user that has
+    the rds_iam role, the master user included if someone grants it.
+    """
+    users = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not users:
+        raise ConfigError(key, "must name at least one database user (comma-separated)", value)
+    for user in users:
+        if not _DB_USER_RE.match(user):
+            raise ConfigError(key, f"user {user!r} must be 1-63 lower-case letters, digits or "
+                              "underscores, starting with a letter or underscore (no wildcards)",
+                              value)
+    if len(set(users)) != len(users):
+        raise ConfigError(key, "must not name a user twice", value)
+    if len(users) > MAX_IAM_DATABASE_USERS:
+        raise ConfigError(key, f"must name at most {MAX_IAM_DATABASE_USERS} users (the policy "
+                          "stays well inside IAM's 6,144-character managed-policy limit)", value)
+    return users
 
 
 def _carries_suffix(name: str, suffix: str) -> bool:
@@ -1051,3 +1084,15 @@ def validate_across_layers(settings: Mapping[str, Any]) -> None:
         except ConfigError as exc:
             raise ConfigError(f"secondary-db/{exc.key}", exc.rule,
                               replica.max_allocated_storage_gib) from None
+
+
+def secret_replica_arn(secret_arn: str, region: str) -> str:
+    """The ARN of ``secret_arn``'s Secrets Manager replica in ``region``.
+
+    Secrets Manager documents a replica's ARN as the primary secret's with only the
+    Region changed (User Guide, "Replicate AWS Secrets Manager secrets across Regions").
+    """
+    match = _SECRET_ARN_RE.match(secret_arn)
+    if not match:
+        raise ValueError(f"{secret_arn!r} is not a Secrets Manager secret ARN")
+    return f"{secret_arn[:match.start(1)]}{region}{secret_arn[match.end(1):]}"

@@ -103,6 +103,9 @@ class PrimaryDbOutputs:
     ENGINE = "dbEngine"
     ENGINE_MAJOR_VERSION = "dbEngineMajorVersion"
     PARAMETER_GROUP_FAMILY = "dbParameterGroupFamily"
+    # The existing master secret (never created here) in the primary region: what
+    # applications there read. Its replica in the secondary region is SecondaryDbOutputs'.
+    MASTER_SECRET_ARN = "primaryMasterSecretArn"
 
     @classmethod
     def all(cls) -> tuple[str, ...]:
@@ -126,6 +129,9 @@ class SecondaryDbOutputs:
     # The RPO the layer's lag alarm guards; the promoter's automatic-promotion lag guard
     # defaults to it.
     LAG_THRESHOLD_SECONDS = "replicaLagThresholdSeconds"
+    # The master secret's Secrets Manager replica in this region: what applications read
+    # here, and the only copy left while the primary region is down.
+    MASTER_SECRET_ARN = "secondaryMasterSecretArn"
 
     @classmethod
     def all(cls) -> tuple[str, ...]:
@@ -157,6 +163,9 @@ class FailoverOutputs:
     # The promoter's failover ledger (DynamoDB, secondary region): one item per failover.
     LEDGER_TABLE_NAME = "failoverLedgerTableName"
     FENCE_METRIC_NAMESPACE = "fenceMetricNamespace"
+    # The managed policy applications attach for IAM database authentication on either
+    # instance (rds-db:connect names each instance's region and resource id).
+    DATABASE_CONNECT_POLICY_ARN = "databaseConnectPolicyArn"
     AUTOMATION_MODE = "automationMode"
     MAX_PROMOTION_LAG_SECONDS = "maxAutomaticPromotionLagSeconds"
     # Worst cases, from config, of the two failure paths (RUNBOOK.md, "Timings").

@@ -39,6 +39,7 @@ class NameKind(Enum):
     # PutParameter Name: 1011 characters counted over the whole parameter ARN, not the bare name
     SSM_PARAMETER = (1011, "SSM parameter name")
     DYNAMODB_TABLE = (255, "DynamoDB table name")
+    IAM_POLICY = (128, "IAM policy name")
     TAG_VALUE = (256, "tag value")
     GENERIC = (255, "Name tag")  # names AWS only stores as a Name tag or description
 
@@ -175,6 +176,8 @@ CATALOG: dict[str, NameSpec] = {
         # The promoter's arming record (SSM Parameter Store, secondary region). AWS counts the
         # name's limit over its ARN: leave room for the longest ARN prefix.
         NameSpec("db-failover-armed", NameKind.SSM_PARAMETER, overhead=len(SSM_ARN_PREFIX_BOUND)),
+        # The managed policy applications attach for IAM database authentication (IAM, global).
+        NameSpec("db-connect", NameKind.IAM_POLICY),
     ]
 }
 

@@ -4,13 +4,15 @@ A canary in the primary VPC feeds an alarm that wakes the promoter and that Rout
 from outside both regions; a canary in the secondary VPC probes the replica and relays what
 Route 53 answers for the witness name; a promoter in the secondary region promotes the
 replica once independent evidence agrees the primary is gone, exactly once, and fences
-writers onto it through a health check on its own metric. Nothing here needs the primary
-region, or Route 53's control plane, to fail over. RUNBOOK.md has the decision table, the
+writers onto it through a health check on its own metric; a managed policy lets applications
+log in to either instance with IAM authentication. Nothing here needs the primary region, or
+Route 53's control plane, to fail over. RUNBOOK.md has the decision table, the
 timings per failure path, the drills and the failback.
 """
 
 import pulumi
 from automated_promotion import DECISIONS_METRIC, Promoter, PromoterArgs
+from database_access import DatabaseInstanceRef, database_connect_policy
 from failover_dashboard import FailoverDashboardArgs, failover_dashboard
 from failover_dns import FailoverDns, FailoverDnsArgs
 from failover_function import VpcPlacement
@@ -134,6 +136,15 @@ promotion = Promoter(
     opts=in_secondary,
 )
 
+# IAM (global): applications' rds-db:connect on both instances, so a failover keeps it.
+connect_policy = database_connect_policy(
+    namer, settings.iam_database_users,
+    [DatabaseInstanceRef(upstream.primary_region, upstream.primary_resource_id),
+     DatabaseInstanceRef(upstream.secondary_region, upstream.replica_resource_id)],
+    account_id=account.account_id, partition=account.partition,
+    opts=providers.opts("secondary"),
+)
+
 failover_dashboard(
     FailoverDashboardArgs(
         name=namer.name("db-failover"),
@@ -172,6 +183,7 @@ pulumi.export(FailoverOutputs.FAILOVER_EVENTS_TOPIC_ARN, events.arn)
 pulumi.export(FailoverOutputs.ARMING_PARAMETER_NAME, promotion.arming.name)
 pulumi.export(FailoverOutputs.LEDGER_TABLE_NAME, promotion.ledger.name)
 pulumi.export(FailoverOutputs.FENCE_METRIC_NAMESPACE, fence.namespace)
+pulumi.export(FailoverOutputs.DATABASE_CONNECT_POLICY_ARN, connect_policy.arn)
 pulumi.export(FailoverOutputs.AUTOMATION_MODE, settings.automation_mode)
 pulumi.export(FailoverOutputs.MAX_PROMOTION_LAG_SECONDS, max_promotion_lag)
 pulumi.export(FailoverOutputs.INSTANCE_FAILURE_WORST_CASE_SECONDS,

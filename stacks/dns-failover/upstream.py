@@ -1,7 +1,7 @@
 """What the dns-failover layer reads from the layers below it, and the replica's live state.
 
 Every value comes through the output contract (``shared.contract``): the network's VPCs,
-subnets and probe groups, the primary's and the replica's endpoints, ARNs and KMS keys,
+subnets and probe groups, the primary's and the replica's endpoints, ARNs, resource ids and KMS keys,
 whether the replica has been promoted, the backup retention a promotion turns on and the
 replica's lag threshold. Regions are checked against this layer's own config, so a layer
 configured for other regions than the stacks it stands on stops at once.
@@ -23,7 +23,13 @@ import pulumi_aws as aws
 
 from shared.components import gated
 from shared.config import CommonSettings
-from shared.contract import LayerReference, NetworkOutputs, PrimaryDbOutputs, SecondaryDbOutputs
+from shared.contract import (
+    LayerReference,
+    MissingOutputError,
+    NetworkOutputs,
+    PrimaryDbOutputs,
+    SecondaryDbOutputs,
+)
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,13 @@ class UpstreamOutputs:
     primary_address: pulumi.Output[str]
     primary_port: pulumi.Output[int]
     primary_kms_key_arn: pulumi.Output[str]
+    primary_resource_id: pulumi.Output[str]
     replica_identifier: pulumi.Output[str]
     replica_arn: pulumi.Output[str]
     replica_address: pulumi.Output[str]
     replica_port: pulumi.Output[int]
     secondary_kms_key_arn: pulumi.Output[str]
+    replica_resource_id: pulumi.Output[str]
     replica_promoted: pulumi.Output[bool]
     backup_retention_days_after_promotion: pulumi.Output[int]
     replica_lag_threshold_seconds: pulumi.Output[int]
@@ -101,11 +109,13 @@ def read_upstream(common: CommonSettings) -> UpstreamOutputs:
         primary_address=primary.require(PrimaryDbOutputs.ADDRESS),
         primary_port=primary.require(PrimaryDbOutputs.PORT),
         primary_kms_key_arn=primary.require(PrimaryDbOutputs.KMS_KEY_ARN),
+        primary_resource_id=primary.require(PrimaryDbOutputs.RESOURCE_ID),
         replica_identifier=replica_identifier,
         replica_arn=secondary.require(SecondaryDbOutputs.INSTANCE_ARN),
         replica_address=secondary.require(SecondaryDbOutputs.ADDRESS),
         replica_port=secondary.require(SecondaryDbOutputs.PORT),
         secondary_kms_key_arn=secondary.require(SecondaryDbOutputs.KMS_KEY_ARN),
+        replica_resource_id=secondary.require(SecondaryDbOutputs.RESOURCE_ID),
         replica_promoted=secondary.require(SecondaryDbOutputs.PROMOTED).apply(_flag),
         # Stack outputs carry numbers as JSON (protobuf) doubles: 7.0.
         backup_retention_days_after_promotion=secondary.require(
@@ -126,6 +136,6 @@ def _flag(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ValueError(
+    raise MissingOutputError(
         f"secondary-db output '{SecondaryDbOutputs.PROMOTED}' must be true or false, got {value!r}"
     )

@@ -32,7 +32,7 @@ settings = load_primary_db_settings()
 common, alerting = settings.common, settings.alerting
 namer = common.namer
 network_ref = LayerReference(common, "network")
-providers = regional_providers(common, layer="primary-db",
+providers = regional_providers(common, layer="primary-db", roles=[ROLE],
                                deployment_id=network_ref.require(NetworkOutputs.DEPLOYMENT_ID))
 region = providers.region(ROLE)
 in_region = pulumi.ResourceOptions(providers=[providers.for_role(ROLE)])
@@ -40,6 +40,7 @@ in_region = pulumi.ResourceOptions(providers=[providers.for_role(ROLE)])
 network = network_inputs(network_ref, ROLE, region)
 account = account_context(providers, ROLE)
 identifier = namer.name("pg-primary")
+credentials = read_master_credentials(settings.master_secret_id, providers.invoke_opts(ROLE))
 
 foundation = DatabaseFoundation(
     namer.logical("foundation", ROLE),
@@ -79,8 +80,7 @@ database = PrimaryDatabase(
         engine_major_version=settings.engine_major_version,
         allocated_storage_gib=settings.allocated_storage_gib,
         database_name=settings.database_name,
-        credentials=read_master_credentials(settings.master_secret_id,
-                                            providers.invoke_opts(ROLE)),
+        credentials=credentials,
         backup_retention_days=settings.backup_retention_days,
         backup_window=settings.backup_window,
         log_groups=foundation.log_groups,
@@ -122,3 +122,4 @@ pulumi.export(PrimaryDbOutputs.PARAMETER_GROUP_NAME, foundation.parameter_group.
 pulumi.export(PrimaryDbOutputs.ENGINE, instance.engine)
 pulumi.export(PrimaryDbOutputs.ENGINE_MAJOR_VERSION, settings.engine_major_version)
 pulumi.export(PrimaryDbOutputs.PARAMETER_GROUP_FAMILY, settings.parameter_group_family)
+pulumi.export(PrimaryDbOutputs.MASTER_SECRET_ARN, credentials.secret_arn)

@@ -1,9 +1,10 @@
 """Master credentials read from an existing Secrets Manager secret.
 
 The project never creates or rotates the secret (the operator creates it once,
-see the README), so destroying a stack can never lose it. The password only
-ever travels as a Pulumi secret: encrypted in the state, never exported, and
-never part of an error message.
+replicated to the secondary region, see the README), so destroying a stack can
+never lose it. The password only ever travels as a Pulumi secret: encrypted in
+the state, never exported, and never part of an error message. The secret's ARN
+is exported: it is what applications in the primary region read.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ _PASSWORD_RE = re.compile(r'^[\x21-\x7e]{8,128}$')
 _PASSWORD_FORBIDDEN = set('/"@')
 
 
-class SecretFormatError(ValueError):
-    pass
+class SecretFormatError(pulumi.RunError):
+    """The secret's content breaks RDS's rules. Raised inside an apply: as a RunError,
+    `pulumi up` reports its one-line message instead of a traceback."""
 
 
 @dataclass(frozen=True)
 class MasterCredentials:
     username: pulumi.Output[str]
     password: pulumi.Output[str]  # always a Pulumi secret
+    secret_arn: pulumi.Output[str]
 
 
 def read_master_credentials(secret_id: str, opts: pulumi.InvokeOptions) -> MasterCredentials:
@@ -38,6 +41,7 @@ def read_master_credentials(secret_id: str, opts: pulumi.InvokeOptions) -> Maste
     return MasterCredentials(
         username=parsed.apply(lambda pair: pair[0]),
         password=pulumi.Output.secret(parsed.apply(lambda pair: pair[1])),
+        secret_arn=version.secret_arn,
     )
 
 

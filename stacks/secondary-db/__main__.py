@@ -3,11 +3,13 @@
 Everything here lives in the secondary region. The replica stands on the
 network layer's secondary subnets and database group and replicates from the
 primary-db layer's instance. ``replicaPromoted: true`` is the switch to flip
-after a promotion (see RUNBOOK.md).
+after a promotion (see RUNBOOK.md). It also exports where applications in this
+region read the master credentials: the master secret's Secrets Manager replica.
 """
 
 import pulumi
 from replica import ReplicaDatabase, ReplicaDatabaseArgs
+from secret_replica import replicated_master_secret_arn
 
 from shared.components import (
     REPLICA_EVENT_CATEGORIES,
@@ -33,7 +35,7 @@ settings = load_secondary_db_settings()
 common, alerting = settings.common, settings.alerting
 namer = common.namer
 network_ref = LayerReference(common, "network")
-providers = regional_providers(common, layer="secondary-db",
+providers = regional_providers(common, layer="secondary-db", roles=[ROLE],
                                deployment_id=network_ref.require(NetworkOutputs.DEPLOYMENT_ID))
 region = providers.region(ROLE)
 in_region = pulumi.ResourceOptions(providers=[providers.for_role(ROLE)])
@@ -127,6 +129,8 @@ pulumi.export(SecondaryDbOutputs.SNS_TOPIC_ARN, foundation.alerts.arn)
 pulumi.export(SecondaryDbOutputs.PARAMETER_GROUP_NAME, foundation.parameter_group.name)
 pulumi.export(SecondaryDbOutputs.PROMOTED, settings.replica_promoted)
 pulumi.export(SecondaryDbOutputs.LAG_THRESHOLD_SECONDS, settings.replica_lag_threshold_seconds)
+pulumi.export(SecondaryDbOutputs.MASTER_SECRET_ARN, replicated_master_secret_arn(
+    primary.require(PrimaryDbOutputs.MASTER_SECRET_ARN), region, providers.invoke_opts(ROLE)))
 # The promoter (dns-failover) turns on the same retention when it promotes: one setting.
 pulumi.export(SecondaryDbOutputs.BACKUP_RETENTION_DAYS_AFTER_PROMOTION,
               settings.backup_retention_days_after_promotion)

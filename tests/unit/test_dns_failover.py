@@ -19,7 +19,7 @@ import pytest
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 
-from offline.harness import SyntheticBackend, run_all, run_layer
+from offline.harness import OFFLINE_ACCOUNT_ID, SyntheticBackend, run_all, run_layer
 from shared.config import ConfigError, DictSource, load_common
 from shared.contract import (
     FailoverOutputs,
@@ -60,6 +60,7 @@ PRIMARY_ADDRESS = f"{PRIMARY_ID}.cabc123.{PRIMARY}.rds.amazonaws.com"
 REPLICA_ADDRESS = f"{REPLICA_ID}.cdef456.{SECONDARY}.rds.amazonaws.com"
 PRIMARY_ARN = f"arn:aws:rds:{PRIMARY}:{ACCOUNT}:db:{PRIMARY_ID}"
 REPLICA_ARN = f"arn:aws:rds:{SECONDARY}:{ACCOUNT}:db:{REPLICA_ID}"
+PRIMARY_RESOURCE_ID, REPLICA_RESOURCE_ID = "db-PRIMARY7ABCDEFGHIJKLMNOP", "db-REPLICA2QRSTUVWXYZ"
 PRIMARY_KEY = f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/11111111-1111-1111-1111-111111111111"
 SECONDARY_KEY = f"arn:aws:kms:{SECONDARY}:{ACCOUNT}:key/22222222-2222-2222-2222-222222222222"
 
@@ -109,6 +110,7 @@ def upstream_outputs(config: dict, promoted: object = False, *,
         PrimaryDbOutputs.ADDRESS: PRIMARY_ADDRESS,
         PrimaryDbOutputs.PORT: 5433,
         PrimaryDbOutputs.KMS_KEY_ARN: PRIMARY_KEY,
+        PrimaryDbOutputs.RESOURCE_ID: PRIMARY_RESOURCE_ID,
     }
     secondary = {
         SecondaryDbOutputs.REGION: SECONDARY,
@@ -117,6 +119,7 @@ def upstream_outputs(config: dict, promoted: object = False, *,
         SecondaryDbOutputs.ADDRESS: REPLICA_ADDRESS,
         SecondaryDbOutputs.PORT: 5433,
         SecondaryDbOutputs.KMS_KEY_ARN: SECONDARY_KEY,
+        SecondaryDbOutputs.RESOURCE_ID: REPLICA_RESOURCE_ID,
         SecondaryDbOutputs.PROMOTED: promoted,
         # Not the promoter's old default of 7: the value must come from this export.
         # A double, as stack outputs carry numbers.
@@ -961,3 +964,53 @@ def test_runs_on_the_real_exports_of_the_layers_below(all_layers):
     assert promoter.inputs["environment"]["variables"]["MAX_PROMOTION_LAG_SECONDS"] == str(
         secondary[SecondaryDbOutputs.LAG_THRESHOLD_SECONDS])
     assert set(dns.exports) == set(FailoverOutputs.all())
+
+
+# ------------------------------------------------------------------ IAM database authentication
+
+POLICY = "aws:iam/policy:Policy"
+
+
+def _connect_resources(run) -> list[str]:
+    policy = run.one(POLICY, f"db-connect-{SUFFIX}")
+    (only,) = json.loads(policy.inputs["policy"])["Statement"]
+    assert only["Effect"] == "Allow" and only["Action"] == ["rds-db:connect"]
+    return only["Resource"]
+
+
+def test_the_connect_policy_grants_each_user_on_both_instances_in_their_regions(run):
+    # rds-db:connect names region, account and DbiResourceId (RDS User Guide): a grant on the
+    # primary alone would let nobody into the promoted replica.
+    assert sorted(_connect_resources(run)) == sorted([
+        f"arn:aws:rds-db:{PRIMARY}:{OFFLINE_ACCOUNT_ID}:dbuser:{PRIMARY_RESOURCE_ID}/app",
+        f"arn:aws:rds-db:{SECONDARY}:{OFFLINE_ACCOUNT_ID}:dbuser:{REPLICA_RESOURCE_ID}/app",
+    ])
+    policy = run.one(POLICY, f"db-connect-{SUFFIX}")
+    assert policy.inputs["name"] == f"db-connect-{SUFFIX}"
+    # IAM is global; the policy sits on the secondary region's provider like Route 53.
+    assert policy.region == SECONDARY
+    assert run.exports[FailoverOutputs.DATABASE_CONNECT_POLICY_ARN] == policy.outputs["arn"]
+
+
+def test_the_connect_policy_names_every_configured_user_and_no_wildcard():
+    custom = _run({**CONFIG, "iamDatabaseUsers": "orders_rw, reporting_ro"},
+                  backend=SyntheticBackend(account_id=ACCOUNT))
+    resources = _connect_resources(custom)
+    assert len(resources) == 4
+    # The account is the caller identity's, as the backend answers it.
+    assert {arn.split(":")[4] for arn in resources} == {ACCOUNT}
+    assert {arn.rsplit("/", 1)[1] for arn in resources} == {"orders_rw", "reporting_ro"}
+    assert not any("*" in arn for arn in resources)
+
+
+@pytest.mark.parametrize("users, rule", [
+    (" , ", "at least one database user"),
+    ("app,*", "no wildcards"),
+    ("App", "lower-case"),
+    ("app,app", "twice"),
+    (",".join(f"u{i}" for i in range(21)), "at most 20"),
+])
+def test_bad_database_user_lists_are_refused_naming_the_setting(users, rule):
+    with pytest.raises(ConfigError, match=rule) as failure:
+        _run({**CONFIG, "iamDatabaseUsers": users})
+    assert "iamDatabaseUsers" in str(failure.value)

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.config import DEFAULT_PRIMARY_REGION, DictSource, load_failover_settings
+from shared.config import (
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    DictSource,
+    load_failover_settings,
+)
 from shared.contract import EXPORTS, LAYERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,6 +142,24 @@ def test_the_master_secret_example_yields_a_secret_the_primary_layer_accepts():
                                    text=True, check=True).stdout
             username, password = parse_secret("rds-master-pr123", value)
             assert username and 8 <= len(password) <= 128
+
+
+def test_the_master_secret_example_replicates_it_to_the_default_secondary_region():
+    example = re.search(r"aws secretsmanager create-secret (.*?)--secret-string", README, re.S)
+    assert example, "README lacks the create-secret example"
+    words = example[1].replace("\\\n", " ").split()
+    assert words[words.index("--region") + 1] == DEFAULT_PRIMARY_REGION
+    assert words[words.index("--add-replica-regions") + 1] == f"Region={DEFAULT_SECONDARY_REGION}"
+
+
+def test_every_outage_day_step_names_the_api_and_region_it_needs():
+    section = RUNBOOK.split("### 2.6 Outage day", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [int(row.split("|")[1]) for row in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) >= 8
+    for row in rows:
+        needs = row.rstrip(" |").rsplit("|", 1)[1]
+        assert re.search(r"\$S|\$P|us-east-1|state backend|local|none", needs), row
 
 
 def test_the_runbook_timings_are_the_code_defaults():

@@ -17,6 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from offline import preflight
 from offline.emulator import emulator_environment, start_emulator
 from offline.preflight import PUBLISHED_PASSPHRASE
 from shared.contract import LAYERS
@@ -79,7 +80,36 @@ def env(tmp_path, emulator):
     return environ
 
 
-def make(env: dict, *args: str, repo: Path = REPO) -> subprocess.CompletedProcess:
+# Targets that check the master secret before any layer is deployed.
+SECRET_TARGETS = {"deploy", "up-primary-db", "up-secondary-db"}
+
+
+def create_master_secret(env: dict, suffix: str, primary: str = "us-east-1",
+                         secondary: str | None = "us-west-2") -> None:
+    """README's step 1, as an operator does it before deploying: the master secret in the
+    primary region, replicated to ``secondary`` (None: not replicated). Idempotent."""
+    client = boto3.client("secretsmanager", region_name=primary,
+                          endpoint_url=env["AWS_ENDPOINT_URL"],
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    try:
+        client.describe_secret(SecretId=f"rds-master-{suffix}")
+        return
+    except client.exceptions.ResourceNotFoundException:
+        pass
+    replicas = {"AddReplicaRegions": [{"Region": secondary}]} if secondary else {}
+    client.create_secret(Name=f"rds-master-{suffix}", SecretString="{}", **replicas)
+
+
+def make(env: dict, *args: str, repo: Path = REPO, secret: bool = True
+         ) -> subprocess.CompletedProcess:
+    """Run make; with ``secret``, a deploy finds the operator's master secret in place."""
+    values = dict(arg.split("=", 1) for arg in args if "=" in arg)
+    regions = (values.get("PRIMARY_REGION", "us-east-1"), values.get("SECONDARY_REGION", "us-west-2"))
+    # Only a deploy the preflight lets through gets this far in real life.
+    if (secret and SECRET_TARGETS & set(args) and preflight.check_regions(*regions) is None
+            and preflight.check_suffix(values.get("ENV_SUFFIX")) is None):
+        create_master_secret(env, values["ENV_SUFFIX"], *regions)
     # -o: never reinstall the virtualenv from inside a test.
     return subprocess.run(["make", "-s", "-C", str(repo), f"VENV={VENV}", "-o", f"{VENV}/.installed",
                            *args], env=env, capture_output=True, text=True, timeout=300)
@@ -169,7 +199,7 @@ def test_a_missing_pulumi_cli_is_named_with_how_to_install_it(env):
 def test_missing_aws_credentials_stop_the_deploy_before_pulumi_up(env):
     # Point the credentials check at a closed port: no STS, no deployment.
     no_aws = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
-    result = make(no_aws, "deploy", "ENV_SUFFIX=mk5")
+    result = make(no_aws, "deploy", "ENV_SUFFIX=mk5", secret=False)
     assert result.returncode != 0
     assert "no usable AWS credentials" in result.stderr
     assert calls(no_aws, "up") == []
@@ -390,3 +420,43 @@ def test_switches_take_only_1_or_0(env, switch):
     # 0 is off (before, any non-empty value turned the switch on).
     assert make(env, "up-network", "ENV_SUFFIX=mk33", f"{switch}=0").returncode == 0
     assert Path(env["FAKE_PULUMI_LOG"]).read_text().splitlines()[-1] == "network up --yes --stack mk33"
+
+
+def test_a_master_secret_without_its_replica_stops_the_deploy_before_any_layer(env):
+    create_master_secret(env, "mk40", "eu-west-1", secondary=None)
+    result = make(env, "deploy", "ENV_SUFFIX=mk40", "PRIMARY_REGION=eu-west-1",
+                  "SECONDARY_REGION=eu-central-1", secret=False)
+    assert result.returncode != 0
+    assert "rds-master-mk40 has no replica in eu-central-1" in result.stderr
+    assert "replicate-secret-to-regions --region eu-west-1" in result.stderr
+    assert calls(env, "up") == []
+
+
+def test_a_replicated_master_secret_lets_the_database_layers_deploy(env):
+    create_master_secret(env, "mk41", "eu-west-1", "eu-central-1")
+    result = make(env, "up-primary-db", "ENV_SUFFIX=mk41", "PRIMARY_REGION=eu-west-1",
+                  "SECONDARY_REGION=eu-central-1", secret=False)
+    assert result.returncode == 0, result.stderr
+    assert "rds-master-mk41 replicated to eu-central-1 (InSync)" in result.stdout
+    assert calls(env, "up") == ["primary-db"]
+
+
+def test_converge_checks_credentials_in_the_secondary_region_and_refuses_without_a_replica(env):
+    # The stand-in pulumi has no outputs: there is no replica to converge onto.
+    create_master_secret(env, "mk42", "eu-west-1", "eu-central-1")
+    result = make(env, "converge", "ENV_SUFFIX=mk42", "PRIMARY_REGION=eu-west-1",
+                  "SECONDARY_REGION=eu-central-1")
+    assert result.returncode != 0
+    assert "checked with STS in eu-central-1" in result.stdout
+    assert "master secret replica arn:aws:secretsmanager:eu-central-1:" in result.stdout
+    assert "exports no replicaInstanceIdentifier" in result.stderr
+    assert calls(env, "up") == [] and calls(env, "config") == []
+
+
+def test_converge_refuses_when_the_secondary_region_has_no_secret_replica(env):
+    create_master_secret(env, "mk43", "eu-west-1", secondary=None)
+    result = make(env, "converge", "ENV_SUFFIX=mk43", "PRIMARY_REGION=eu-west-1",
+                  "SECONDARY_REGION=eu-central-1")
+    assert result.returncode != 0
+    assert "no secret rds-master-mk43 in eu-central-1" in result.stderr
+    assert calls(env, "stack") == []

@@ -304,3 +304,19 @@ def test_the_comparison_reports_a_change_in_the_primary_region():
 def test_without_overrides_there_is_no_baseline(plan, plan_doc):
     assert plan.changes is None and plan_doc["changesAgainstBaseline"] is None
     assert "changes against the baseline" not in plan_module.render(plan)
+
+
+def test_the_plan_says_which_secret_and_policy_applications_use_in_each_region(plan, plan_doc):
+    access = plan_doc["applications"]
+    by_region = access["masterSecretArnByRegion"]
+    assert set(by_region) == {PRIMARY, SECONDARY}
+    assert by_region[PRIMARY] == plan.runs["primary-db"].exports["primaryMasterSecretArn"]
+    assert by_region[SECONDARY] == plan.runs["secondary-db"].exports["secondaryMasterSecretArn"]
+    # The replica is the same secret in the other region (Secrets Manager's ARN rule).
+    assert by_region[SECONDARY].split(":")[3] == SECONDARY
+    assert by_region[SECONDARY].split(":")[4:] == by_region[PRIMARY].split(":")[4:]
+    policy = plan.runs["dns-failover"].exports["databaseConnectPolicyArn"]
+    assert access["databaseConnectPolicyArn"] == policy
+    text = plan_module.render(plan)
+    assert f"credentials in {SECONDARY}: {by_region[SECONDARY]}" in text
+    assert f"IAM database authentication: attach {policy}" in text

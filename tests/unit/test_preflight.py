@@ -3,6 +3,8 @@ secrets provider shapes and where state lives."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from offline import preflight
@@ -120,3 +122,106 @@ def test_bucket_locations_map_to_regions(monkeypatch, constraint, region):
                                            ("1 ", False), ("yes", False)])
 def test_switches_are_1_0_or_empty(value, ok):
     assert (preflight.check_switches({"REFRESH": value}) is None) is ok
+
+
+# ---------------------------------------------------------------- the master secret
+
+PRIMARY, SECONDARY = "eu-west-1", "eu-central-1"
+
+
+@pytest.fixture
+def secrets_manager(monkeypatch):
+    import boto3
+    import moto
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with moto.mock_aws():
+        yield lambda region: boto3.client("secretsmanager", region_name=region)
+
+
+def _create(client_for, name, replicas=()):
+    extra = {"AddReplicaRegions": [{"Region": r} for r in replicas]} if replicas else {}
+    return client_for(PRIMARY).create_secret(
+        Name=name, SecretString=json.dumps({"username": "dbadmin", "password": "pw" * 8}),
+        **extra)["ARN"]
+
+
+def test_a_master_secret_replicated_in_sync_passes(secrets_manager, capsys):
+    arn = _create(secrets_manager, "rds-master-qa1", [SECONDARY])
+    for secret_id in ("rds-master-qa1", arn):
+        assert preflight.check_master_secret(secret_id, PRIMARY, SECONDARY, secrets_manager) is None
+    assert f"replicated to {SECONDARY} (InSync)" in capsys.readouterr().out
+
+
+def test_a_master_secret_without_a_replica_in_the_secondary_region_is_refused(secrets_manager):
+    _create(secrets_manager, "rds-master-qa1", ["ap-southeast-2"])  # replicated, but elsewhere
+    problem = preflight.check_master_secret("rds-master-qa1", PRIMARY, SECONDARY, secrets_manager)
+    assert problem and f"no replica in {SECONDARY}" in problem
+    assert (f"replicate-secret-to-regions --region {PRIMARY} --secret-id rds-master-qa1 "
+            f"--add-replica-regions Region={SECONDARY}") in problem
+
+
+def test_a_missing_master_secret_is_refused_pointing_at_the_readme(secrets_manager):
+    problem = preflight.check_master_secret("rds-master-qa1", PRIMARY, SECONDARY, secrets_manager)
+    assert problem and f"no secret rds-master-qa1 in {PRIMARY}" in problem
+    assert "README" in problem and "masterSecretId" in problem
+
+
+class _Described:
+    """A Secrets Manager client answering DescribeSecret with a fixed document."""
+
+    def __init__(self, document):
+        self.document = document
+
+    def describe_secret(self, SecretId):  # boto3 names it so
+        return self.document
+
+
+@pytest.mark.parametrize("status", ["InProgress", "Failed"])
+def test_a_replica_that_is_not_in_sync_is_refused_with_its_status(status):
+    # moto reports every replica InSync at once; Secrets Manager's DescribeSecret
+    # ReplicationStatus.Status can also be InProgress or Failed (API Reference).
+    document = {"ARN": f"arn:aws:secretsmanager:{PRIMARY}:123456789012:secret:s-AbCdEf",
+                "ReplicationStatus": [{"Region": SECONDARY, "Status": status,
+                                       "StatusMessage": "Destination secret already exists"}]}
+    problem = preflight.check_master_secret("s", PRIMARY, SECONDARY, lambda _: _Described(document))
+    assert problem and f"is {status} (Destination secret already exists)" in problem
+
+
+def test_the_replica_check_asks_only_the_secondary_region(secrets_manager, capsys):
+    arn = _create(secrets_manager, "rds-master-qa1", [SECONDARY])
+    asked = []
+
+    def client_for(region):
+        asked.append(region)
+        return secrets_manager(region)
+
+    for secret_id in ("rds-master-qa1", arn):
+        assert preflight.check_secret_replica(secret_id, PRIMARY, SECONDARY, client_for) is None
+    assert set(asked) == {SECONDARY}
+    assert f"arn:aws:secretsmanager:{SECONDARY}:" in capsys.readouterr().out
+
+
+def test_a_missing_replica_fails_the_replica_check_with_what_to_do(secrets_manager):
+    _create(secrets_manager, "rds-master-qa1")
+    problem = preflight.check_secret_replica("rds-master-qa1", PRIMARY, SECONDARY, secrets_manager)
+    assert problem and f"no secret rds-master-qa1 in {SECONDARY}" in problem
+    assert "RUNBOOK" in problem
+
+
+def test_the_secret_name_and_regions_come_from_the_suffixs_stack_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(preflight, "REPO", tmp_path)
+    for layer, config in (("network", {"aws:region": PRIMARY,
+                                       "rds-network:secondaryRegion": SECONDARY}),
+                          ("primary-db", {"rds-primary-db:masterSecretId": "team/pg"})):
+        (tmp_path / "stacks" / layer).mkdir(parents=True)
+        (tmp_path / "stacks" / layer / "Pulumi.qa1.yaml").write_text(
+            json.dumps({"config": config}))  # JSON is YAML
+    assert preflight.configured_primary_region("qa1") == PRIMARY
+    assert preflight.configured_secondary_region("qa1") == SECONDARY
+    assert preflight.configured_master_secret("qa1") == "team/pg"
+    # No stack files for another suffix: the layers' defaults.
+    assert preflight.configured_primary_region("qa2") == cfg.DEFAULT_PRIMARY_REGION
+    assert preflight.configured_secondary_region("qa2") == cfg.DEFAULT_SECONDARY_REGION
+    assert preflight.configured_master_secret("qa2") == "rds-master-qa2"

@@ -266,6 +266,14 @@ def test_master_credentials_come_from_the_existing_secret_and_stay_secret(run, i
     assert "manageMasterUserPassword" not in instance.inputs
 
 
+def test_the_master_secrets_arn_is_exported_for_applications_in_the_primary_region(run, variant):
+    exported = run.exports[PrimaryDbOutputs.MASTER_SECRET_ARN]
+    assert exported.startswith(f"arn:aws:secretsmanager:{PRIMARY}:{OFFLINE_ACCOUNT_ID}:secret:"
+                               f"rds-master-{SUFFIX}-")
+    # Named by ARN in config: the ARN the read answered with, not a name made up here.
+    assert variant.exports[PrimaryDbOutputs.MASTER_SECRET_ARN] == SECRET_ARN
+
+
 def test_password_appears_in_no_export(run):
     password = SyntheticBackend().master_secret["password"]
     assert not [s for s in all_strings(run.exports) if password in s]

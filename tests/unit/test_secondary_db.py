@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import shared.components
-from offline.harness import OFFLINE_ACCOUNT_ID
+from offline.harness import OFFLINE_ACCOUNT_ID, SyntheticBackend
 from shared.contract import MissingOutputError, NetworkOutputs, PrimaryDbOutputs, SecondaryDbOutputs
 from tests.support.db_layers import (
     ALARM,
@@ -52,6 +52,7 @@ CONFIG = {
 }
 PROMOTED = {**CONFIG, "replicaPromoted": True}
 REPO = Path(__file__).resolve().parents[2]
+SECRET_LOOKUP = "aws:secretsmanager/getSecret:getSecret"
 IDENTIFIER = f"pg-replica-{SUFFIX}"
 CREDENTIAL_INPUTS = ("username", "password", "passwordWo", "dbName", "manageMasterUserPassword",
                      "masterUserSecretKmsKeyId")
@@ -159,6 +160,35 @@ def test_replica_carries_no_credentials_and_reads_no_secret(run, promoted):
         assert present == []
         assert not [r for r in layer_run.resources if r.type.startswith("aws:secretsmanager/")]
         assert not [t for t, _, _ in layer_run.invokes if t == SECRET_INVOKE]
+
+
+def test_applications_here_read_the_master_secrets_replica_in_this_region(upstream, run, promoted):
+    primary_arn = upstream["primary-db"].exports[PrimaryDbOutputs.MASTER_SECRET_ARN]
+    # Secrets Manager: a replica's ARN is the primary secret's with only the Region changed.
+    account_and_name = primary_arn.split(":", 4)[4]
+    expected = f"arn:aws:secretsmanager:{SECONDARY}:{account_and_name}"
+    assert arn_region(primary_arn) == PRIMARY
+    for layer_run in (run, promoted):
+        lookups = [(args, region) for token, args, region in layer_run.invokes
+                   if token == SECRET_LOOKUP]
+        # Looked up where the replica lives, and only there: the primary region may be gone.
+        assert lookups == [({"arn": expected}, SECONDARY)]
+        assert layer_run.exports[SecondaryDbOutputs.MASTER_SECRET_ARN] == expected
+
+
+def test_a_master_secret_that_was_never_replicated_stops_the_layer(upstream):
+    failure = run_expecting_failure("secondary-db", CONFIG, upstream, _NoReplicaBackend())
+    assert "ResourceNotFoundException" in str(failure)
+
+
+class _NoReplicaBackend(SyntheticBackend):
+    """Secrets Manager in the secondary region has no replica of the master secret."""
+
+    def call(self, token, args, region):
+        if token == SECRET_LOOKUP and region == SECONDARY:
+            raise RuntimeError("ResourceNotFoundException: Secrets Manager can't find the "
+                               "specified secret.")
+        return super().call(token, args, region)
 
 
 # ---------------------------------------------------------------- the replica
