@@ -13,6 +13,11 @@ and answered by a *backend*:
 Stack references resolve to the outputs an upstream layer actually exported in
 the same run (``run_all``), or to outputs a test supplies.
 
+A layer can also be re-run against its previous run, as ``pulumi up`` runs against the
+state (``run_layer(..., previous=...)``): unchanged resources keep their ids and outputs
+without a backend call, changed ones are updated, new ones created, and the ones the
+program no longer registers deleted once it has run.
+
 Records keep inputs under their wire (camelCase) names, exactly as a CrossGuard
 policy sees them, so the same policy rules check both.
 """
@@ -48,6 +53,8 @@ PROVIDER_TYPE = "pulumi:providers:aws"
 # Type tokens of pulumi.dynamic resources ("pulumi-python:dynamic/<module>:<name>").
 DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+# What happened to a resource when a layer ran against its previous run (LayerRun.changes).
+CREATED, UPDATED, DELETED, UNCHANGED = "created", "updated", "deleted", "unchanged"
 
 
 @dataclass
@@ -72,6 +79,16 @@ class ResourceRecord:
     ignore_changes: list[str] = field(default_factory=list)
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What a re-run compares (property_values), taken when the resource is registered:
+    # assets are hashed then, as the engine keeps their hashes in the state.
+    compared: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def target_region(self) -> str | None:
+        """Where AWS holds the resource: its own ``region`` input (pulumi-aws 7), else its
+        provider's region."""
+        own = self.inputs.get("region")
+        return own if isinstance(own, str) else self.region
 
     @property
     def effective_tags(self) -> dict[str, str]:
@@ -90,6 +107,11 @@ class LayerRun:
     exports: dict[str, Any]
     secret_exports: set[str]
     invokes: list[tuple[str, dict[str, Any], str | None]]
+    # URN -> CREATED / UPDATED / UNCHANGED / DELETED, as `pulumi up` would report it; a run
+    # without a previous run creates everything.
+    changes: dict[str, str] = field(default_factory=dict)
+    # Records of the previous run the program no longer registers, in deletion order.
+    deleted: list[ResourceRecord] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[ResourceRecord]:
         return [r for r in self.resources if r.type == type_]
@@ -120,6 +142,17 @@ class Backend(Protocol):
         """Return the result of an invoke (wire names)."""
 
 
+class ConvergingBackend(Backend, Protocol):
+    """A backend that can also bring deployed resources in line with a re-run program."""
+
+    def update(self, previous: ResourceRecord, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
+        """Apply ``record``'s inputs to the resource ``previous`` describes; return the
+        (possibly new) physical id and the full output state (wire names)."""
+
+    def delete(self, previous: ResourceRecord) -> None:
+        """Delete the resource ``previous`` describes."""
+
+
 def _short_hash(*parts: str, length: int = 17) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
 
@@ -138,6 +171,9 @@ class SyntheticBackend:
 
     # ---------------------------------------------------------------- resources
     def create(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
+        return self._synthesize(record)
+
+    def _synthesize(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
         inputs = record.inputs
         region = record.region or "offline-region-1"
         acct = self.account_id
@@ -246,6 +282,20 @@ class SyntheticBackend:
         out.setdefault("id", rid)
         return rid, out
 
+    def update(self, previous: ResourceRecord, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
+        """The outputs a create of the new inputs would give, under the resource's old id."""
+        _, out = self._synthesize(record)
+        out["id"] = previous.id
+        if (record.type == "aws:rds/instance:Instance" and previous.inputs.get("replicateSourceDb")
+                and not record.inputs.get("replicateSourceDb")):
+            # Dropping the source promotes the replica (resourceInstanceUpdate): from now on
+            # the instance lookup reports it standing alone, as AWS would.
+            self.promoted_instances.add(str(record.inputs.get("identifier") or previous.id))
+        return str(previous.id), out
+
+    def delete(self, previous: ResourceRecord) -> None:
+        """Nothing exists anywhere, so there is nothing to delete."""
+
     # ---------------------------------------------------------------- invokes
     def call(self, token: str, args: dict[str, Any], region: str | None) -> dict[str, Any]:
         region = region or "offline-region-1"
@@ -316,6 +366,91 @@ def policy_document_json(args: Mapping[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+# --------------------------------------------------------------------------- comparing runs
+
+
+def program_path(path: str, layer: str) -> Path:
+    """An asset's file: Pulumi runs a program in its project directory, where relative
+    asset paths start."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return layer_dir(layer) / candidate
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def comparable(value: Any, layer: str) -> Any:
+    """``value`` as ``pulumi up`` compares it: assets and archives by what they hold.
+
+    An asset object is a new Python object on every run, so it is replaced by its kind, its
+    path or URI and the SHA-256 of its content (the engine hashes asset contents); every
+    other value is kept as it is.
+    """
+    if isinstance(value, pulumi.FileAsset):
+        return {"asset": "file", "path": value.path,
+                "sha256": _sha256(program_path(value.path, layer).read_bytes())}
+    if isinstance(value, pulumi.StringAsset):
+        return {"asset": "string", "sha256": _sha256(value.text.encode())}
+    if isinstance(value, pulumi.RemoteAsset):
+        return {"asset": "remote", "uri": value.uri}
+    if isinstance(value, pulumi.FileArchive):
+        root = program_path(value.path, layer)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        digest = hashlib.sha256()
+        for item in files:
+            digest.update(str(item.relative_to(root) if item != root else "").encode())
+            digest.update(item.read_bytes())
+        return {"archive": "file", "path": value.path, "sha256": digest.hexdigest()}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": "assets",
+                "assets": {name: comparable(item, layer) for name, item in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.RemoteArchive):
+        return {"archive": "remote", "uri": value.uri}
+    if isinstance(value, Mapping):
+        return {key: comparable(item, layer) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [comparable(item, layer) for item in value]
+    return value
+
+
+# Pseudo-properties changed_inputs reports besides input names (never valid input names).
+PROVIDER_CHANGE, REGION_CHANGE, DEFAULT_TAGS_CHANGE = "<provider>", "<region>", "<default tags>"
+
+
+def property_values(record: ResourceRecord) -> dict[str, Any]:
+    """Everything of ``record`` a re-run compares, by property name (see changed_inputs);
+    taken once, the first time it is asked for (the harness asks at registration)."""
+    if record.compared is None:
+        values = {key: comparable(value, record.layer) for key, value in record.inputs.items()}
+        values[PROVIDER_CHANGE] = record.provider_urn
+        values[REGION_CHANGE] = record.region
+        values[DEFAULT_TAGS_CHANGE] = dict(record.default_tags)
+        record.compared = values
+    return record.compared
+
+
+def changed_inputs(previous: ResourceRecord, record: ResourceRecord) -> list[str]:
+    """The properties of ``record`` that differ from ``previous`` (same URN), sorted.
+
+    Every input is compared, nested values included, assets by content (``comparable``).
+    So are the resource's provider, its region and the provider's default tags, which
+    reach AWS as the resource's tags: a change of any of them is a change of the resource,
+    reported under the names ``<provider>``, ``<region>`` and ``<default tags>``.
+
+    One thing only is left out, as the engine leaves it out: the properties the NEW
+    program lists in ``ignore_changes`` (the engine keeps their old value; top-level names,
+    the only kind the layers use). Resource options the engine applies without calling a
+    provider (protect, retain_on_delete, depends_on) are not inputs and never make a change.
+    """
+    before, after = property_values(previous), property_values(record)
+    ignored = set(record.ignore_changes)
+    return sorted(key for key in set(before) | set(after)
+                  if key not in ignored and before.get(key) != after.get(key))
+
+
 def _decode(value: Any) -> Any:
     """Provider inputs arrive JSON-encoded; resource inputs arrive as values."""
     if isinstance(value, str):
@@ -340,10 +475,13 @@ class _Mocks(pulumi_mocks.Mocks):
 class _Recorder:
     """Turns mock-runtime callbacks into records and backend calls."""
 
-    def __init__(self, layer: str, backend: Backend, upstream: Mapping[str, Mapping[str, Any]]):
+    def __init__(self, layer: str, backend: Backend, upstream: Mapping[str, Mapping[str, Any]],
+                 previous: LayerRun | None = None):
         self.layer = layer
         self.backend = backend
         self.upstream = upstream
+        self.previous = {r.urn: r for r in previous.resources} if previous else {}
+        self.changes: dict[str, str] = {}
         self.records: list[ResourceRecord] = []
         self.providers: dict[str, ResourceRecord] = {}  # provider URN -> record
         self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
@@ -371,8 +509,7 @@ class _Recorder:
             outputs = dict(self.upstream.get(ref_name, {}))
             record.id = ref_name
             record.outputs = {"name": ref_name, "outputs": outputs, "secretOutputNames": []}
-            self.records.append(record)
-            return ref_name, record.outputs
+            return self._keep(record, self._change(record))
         if args.typ == PROVIDER_TYPE:
             record.region = _decode(args.inputs.get("region"))
             tags = _decode(args.inputs.get("defaultTags")) or {}
@@ -381,20 +518,38 @@ class _Recorder:
             record.id = f"provider-{_short_hash(args.name, length=8)}"
             record.outputs = dict(record.inputs)
             self.providers[record.urn] = record
-            self.records.append(record)
-            return record.id, record.outputs
+            return self._keep(record, self._change(record))
         provider = self._provider(args.provider)
         if provider is not None:
             record.provider_urn = provider.urn
             record.region = provider.region
             record.default_tags = provider.default_tags
+        change = self._change(record)
         if not args.custom:
             record.id = ""
-            self.records.append(record)
-            return "", {}
-        record.id, record.outputs = self.backend.create(record)
+        elif change == CREATED:
+            record.id, record.outputs = self.backend.create(record)
+        elif change == UNCHANGED:
+            # As the engine does for a resource whose inputs did not change: the state's
+            # id and outputs stand, and the provider is not called.
+            prior = self.previous[record.urn]
+            record.id, record.outputs = prior.id, dict(prior.outputs)
+        else:
+            record.id, record.outputs = converging(self.backend).update(
+                self.previous[record.urn], record)
+        return self._keep(record, change)
+
+    def _change(self, record: ResourceRecord) -> str:
+        prior = self.previous.get(record.urn)
+        if prior is None:
+            return CREATED
+        return UPDATED if changed_inputs(prior, record) else UNCHANGED
+
+    def _keep(self, record: ResourceRecord, change: str) -> tuple[str, dict[str, Any]]:
+        property_values(record)  # hash its assets now, as the engine's state would
+        self.changes[record.urn] = change
         self.records.append(record)
-        return record.id, record.outputs
+        return record.id or "", record.outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         provider = self._provider(args.provider)
@@ -479,6 +634,7 @@ def run_layer(
     backend: Backend | None = None,
     preview: bool = False,
     program: Callable[[], None] | None = None,
+    previous: LayerRun | None = None,
 ) -> LayerRun:
     """Run ``stacks/<layer>/__main__.py`` under mocks and return what it did.
 
@@ -486,15 +642,30 @@ def run_layer(
     Exceptions raised by the program (for example a ``ConfigError``) propagate.
     ``program`` runs instead of ``__main__.py``, as the layer's program would (its project,
     modules and config): tests use it to build a component the layer does not declare yet.
+
+    ``previous`` (a run of the same layer and stack) makes this run what ``pulumi up`` does
+    against that run's state: a resource whose inputs did not change (``changed_inputs``)
+    keeps its id and outputs and the backend is not called; a changed one goes to
+    ``backend.update(previous_record, record)``, a new URN to ``backend.create``; once the
+    program has run, each URN of ``previous`` it no longer registered goes to
+    ``backend.delete(previous_record)``, dependents first. ``LayerRun.changes`` says what
+    happened to every URN. The backend must then be a ``ConvergingBackend`` (TypeError
+    before the program runs otherwise).
     """
     if layer not in PROJECTS:
         raise ValueError(f"unknown layer {layer!r}")
+    backend = backend or SyntheticBackend()
+    if previous is not None:
+        if (previous.layer, previous.stack) != (layer, stack):
+            raise ValueError(f"previous is a run of {previous.layer} (stack {previous.stack}), "
+                             f"not of {layer} (stack {stack})")
+        converging(backend)
 
     def main() -> None:
         runpy.run_path(str(layer_dir(layer) / "__main__.py"), run_name="__main__")
 
     project = PROJECTS[layer]
-    recorder = _Recorder(layer, backend or SyntheticBackend(), upstream or {})
+    recorder = _Recorder(layer, backend, upstream or {}, previous)
     mocks = _Mocks(recorder)
     monitor = _RecordingMonitor(mocks, recorder)
 
@@ -520,7 +691,33 @@ def run_layer(
             path = getattr(module, "__file__", None) or ""
             if path.startswith(str(program_dir)):
                 del sys.modules[name]
-    return LayerRun(layer, project, stack, recorder.records, exports, secrets, recorder.invokes)
+    deleted = _delete_unregistered(previous, recorder, backend)
+    return LayerRun(layer, project, stack, recorder.records, exports, secrets, recorder.invokes,
+                    changes=recorder.changes, deleted=deleted)
+
+
+def converging(backend: Backend) -> ConvergingBackend:
+    """``backend`` if it can update and delete, else a TypeError naming what it lacks."""
+    missing = [name for name in ("update", "delete") if not callable(getattr(backend, name, None))]
+    if missing:
+        raise TypeError(f"{type(backend).__name__} cannot converge a deployed layer: it has no "
+                        f"{' or '.join(missing)} (see offline.harness.ConvergingBackend)")
+    return backend  # type: ignore[return-value]
+
+
+def _delete_unregistered(previous: LayerRun | None, recorder: _Recorder,
+                         backend: Backend) -> list[ResourceRecord]:
+    """Delete what the program no longer registers, as the engine does after the program."""
+    if previous is None:
+        return []
+    gone = _reverse_dependency_order([r for r in previous.resources if r.urn not in recorder.changes])
+    for record in gone:
+        # Providers, components and stack references hold nothing in AWS: the engine only
+        # forgets them.
+        if record.custom and record.type not in (PROVIDER_TYPE, STACK_REFERENCE_TYPE):
+            converging(backend).delete(record)
+        recorder.changes[record.urn] = DELETED
+    return gone
 
 
 def destroy_order(run: LayerRun) -> list[ResourceRecord]:
@@ -531,15 +728,20 @@ def destroy_order(run: LayerRun) -> list[ResourceRecord]:
     children, and the resources it is the provider of. Any order that respects that is one
     the engine may take; this is the reverse of the registration order restricted to it.
     """
-    by_urn = {r.urn: r for r in run.resources}
+    return _reverse_dependency_order(run.resources)
+
+
+def _reverse_dependency_order(records: list[ResourceRecord]) -> list[ResourceRecord]:
+    """``records`` with every resource after all those of ``records`` that depend on it."""
+    by_urn = {r.urn: r for r in records}
     dependents: dict[str, set[str]] = {urn: set() for urn in by_urn}
-    for record in run.resources:
+    for record in records:
         for upstream in (*record.dependencies, record.parent_urn, record.provider_urn):
             if upstream in dependents and upstream != record.urn:
                 dependents[upstream].add(record.urn)
     deleted: list[ResourceRecord] = []
     done: set[str] = set()
-    pending = [r.urn for r in reversed(run.resources)]
+    pending = [r.urn for r in reversed(records)]
     while pending:
         ready = [urn for urn in pending if dependents[urn] <= done]
         if not ready:
@@ -574,21 +776,33 @@ def run_all(
     layer_config: Mapping[str, Mapping[str, Any]] | None = None,
     backend: Backend | None = None,
     layers: Iterable[str] = LAYERS,
+    previous: Mapping[str, LayerRun] | None = None,
 ) -> dict[str, LayerRun]:
     """Run the layers in dependency order, each seeing the others' real exports.
 
     ``config`` goes to every layer that declares the key, ``layer_config`` to one layer
     (see ``layer_configs``).
+
+    ``previous`` (runs by layer, for example an earlier ``run_all``) converges: each layer
+    that has a previous run is re-run against it (``run_layer(previous=...)``), and the
+    layers of ``previous`` not among ``layers`` are left alone, their exports still read
+    by the layers that are run. So ``layers=("secondary-db", "dns-failover")`` updates
+    those two without running, or calling the backend for, the layers below them.
     """
     backend = backend or SyntheticBackend()
     runs: dict[str, LayerRun] = {}
+    previous = previous or {}
     upstream: dict[str, dict[str, Any]] = {}
+    for layer, run in previous.items():
+        prior = DictSource(layer_configs(config or {}, {}, [layer])[layer], stack=stack,
+                           organization=organization)
+        upstream[stack_reference_name(load_common(prior), layer)] = run.exports
     layers = list(layers)
     configs = layer_configs(config or {}, layer_config or {}, layers)
     for layer in layers:
         merged = configs[layer]
         run = run_layer(layer, merged, stack=stack, organization=organization,
-                        upstream=upstream, backend=backend)
+                        upstream=upstream, backend=backend, previous=previous.get(layer))
         runs[layer] = run
         common = load_common(DictSource(merged, stack=stack, organization=organization))
         upstream[stack_reference_name(common, layer)] = run.exports

@@ -18,6 +18,18 @@ A resource type without a handler is not faked silently: it is answered by the
 ``SyntheticBackend`` and listed in ``not_emulated`` with the reason, and the
 rehearsal report names it. Every created resource is remembered with a deleter
 so ``destroy_layer`` can tear a layer down in reverse creation order.
+
+Converging a deployed layer (``offline.harness.run_layer(..., previous=...)``) goes
+through ``update`` and ``delete``. Update handlers (``updates``) make the calls the
+Terraform AWS provider v6 (which pulumi-aws 7 wraps) makes on update, in its order; a
+type without one fails with ``UpdateNotEmulated`` naming it, never with a guess.
+``delete`` runs the deleter kept when the resource was created, found by URN.
+
+Every call the backend's clients make is logged in ``calls``. ``refuse(regions,
+route53=...)`` plays an unreachable region: from then on every call of a client for
+one of those regions (and, with ``route53``, every Route 53 call: its control plane
+lives in us-east-1) fails before it is sent, with botocore's EndpointConnectionError as
+an unreachable endpoint does, and is logged in ``refused``.
 """
 
 from __future__ import annotations
@@ -26,20 +38,26 @@ import hashlib
 import io
 import json
 import os
+import re
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pulumi
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
-from offline.harness import ResourceRecord, SyntheticBackend, layer_dir, policy_document_json
+from offline.harness import (
+    ResourceRecord,
+    SyntheticBackend,
+    changed_inputs,
+    policy_document_json,
+    program_path,
+)
 from shared.components.lambda_interfaces import (
     LAMBDA_INTERFACE_DESCRIPTION_PREFIX,
     LambdaInterfaceDrain,
@@ -63,20 +81,57 @@ _GONE_CODES = {
 
 Deleter = Callable[[], str]
 Handler = Callable[["MotoBackend", ResourceRecord, str], tuple[str, dict[str, Any], Deleter]]
+# (backend, previous record, new record, region) -> (id, outputs, deleter or None to keep it)
+Updater = Callable[["MotoBackend", ResourceRecord, ResourceRecord, str],
+                   tuple[str, dict[str, Any], Deleter | None]]
+# Called with every boto3 client the backend makes (botocore event hooks and the like).
+ClientHook = Callable[[Any], None]
 _HANDLERS: dict[str, Handler] = {}
+_UPDATERS: dict[str, Updater] = {}
 
 
-def handles(*tokens: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for token in tokens:
-            _HANDLERS[token] = fn
-        return fn
-    return register
+_F = TypeVar("_F", Handler, Updater)
+
+
+def _registry(table: dict[str, _F]) -> Callable[..., Callable[[_F], _F]]:
+    """A decorator factory: ``@name(token, ...)`` files the function under each token."""
+    def tokens_of(*tokens: str) -> Callable[[_F], _F]:
+        def register(fn: _F) -> _F:
+            for token in tokens:
+                table[token] = fn
+            return fn
+        return register
+    return tokens_of
+
+
+handles = _registry(_HANDLERS)  # the create of each type
+updates = _registry(_UPDATERS)  # the update of each type
 
 
 def emulated_types() -> tuple[str, ...]:
     """The resource types the backend creates in the emulator (the rest are reported)."""
     return tuple(sorted(_HANDLERS))
+
+
+def updatable_types() -> tuple[str, ...]:
+    """The resource types the backend can update in the emulator."""
+    return tuple(sorted(_UPDATERS))
+
+
+class UpdateNotEmulated(RuntimeError):
+    """A converge needs an update the backend does not know how the provider makes."""
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One AWS API call a backend client made (or, refused, tried to make)."""
+
+    service: str
+    region: str
+    operation: str
+
+    def __str__(self) -> str:
+        return f"{self.service}:{self.operation} ({self.region})"
 
 
 @dataclass
@@ -89,6 +144,7 @@ class Created:
     region: str
     id: str
     delete: Deleter = field(repr=False)
+    urn: str = ""
 
 
 @dataclass
@@ -197,12 +253,18 @@ class MotoBackend:
     """Creates resources in the emulator that ``AWS_ENDPOINT_URL`` points at."""
 
     def __init__(self, endpoint_url: str | None = None, *,
-                 fallback: SyntheticBackend | None = None):
+                 fallback: SyntheticBackend | None = None,
+                 client_hooks: Iterable[ClientHook] = ()):
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
         if not self.endpoint_url:
             raise RuntimeError("MotoBackend needs the emulator's endpoint (AWS_ENDPOINT_URL)")
         self._session = boto3.session.Session()
         self._clients: dict[tuple[str, str], Any] = {}
+        self._client_hooks: list[ClientHook] = list(client_hooks)
+        self.calls: list[ApiCall] = []
+        self.refused: list[ApiCall] = []
+        self.refused_regions: frozenset[str] = frozenset()
+        self.refuse_route53 = False
         # The mock runtime registers resources from a thread pool; one at a time keeps
         # the creation order (which teardown reverses) equal to the registration order.
         self._lock = threading.RLock()
@@ -218,11 +280,41 @@ class MotoBackend:
     def client(self, service: str, region: str) -> Any:
         key = (service, region)
         if key not in self._clients:
-            self._clients[key] = self._session.client(
+            made = self._session.client(
                 service, region_name=region, endpoint_url=self.endpoint_url,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}),
             )
+            made.meta.events.register("before-call.*.*", self._before_call(service, region))
+            for hook in self._client_hooks:
+                hook(made)
+            self._clients[key] = made
         return self._clients[key]
+
+    def add_client_hook(self, hook: ClientHook) -> None:
+        """Call ``hook`` with every client the backend has made and will make (for example
+        an open correction of an emulator answer, applied to the promoter's clients too)."""
+        self._client_hooks.append(hook)
+        for made in self._clients.values():
+            hook(made)
+
+    def refuse(self, regions: Iterable[str], *, route53: bool = False) -> None:
+        """From now on, fail every call to ``regions`` (and, with ``route53``, to Route 53,
+        whose control plane is in us-east-1) as an unreachable endpoint does."""
+        self.refused_regions = frozenset(regions)
+        self.refuse_route53 = route53
+
+    def stop_refusing(self) -> None:
+        self.refused_regions, self.refuse_route53 = frozenset(), False
+
+    def _before_call(self, service: str, region: str) -> Callable[..., None]:
+        def before_call(model: Any, **_: Any) -> None:
+            call = ApiCall(service, region, model.name)
+            if region in self.refused_regions or (self.refuse_route53 and service == "route53"):
+                self.refused.append(call)
+                # What botocore raises when it cannot connect: nothing reaches the endpoint.
+                raise EndpointConnectionError(endpoint_url=f"https://{service}.{region}.unreachable.invalid")
+            self.calls.append(call)
+        return before_call
 
     @property
     def account_id(self) -> str:
@@ -243,6 +335,10 @@ class MotoBackend:
     def created_in(self, layer: str) -> list[Created]:
         return [c for c in self.created if c.layer == layer]
 
+    def created_by_urn(self, urn: str) -> Created | None:
+        """The resource of this URN the backend created (and has not deleted), if any."""
+        return next((c for c in self.created if c.urn == urn), None)
+
     # ------------------------------------------------------------------ Backend protocol
     def create(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
         with self._lock:
@@ -257,17 +353,65 @@ class MotoBackend:
                           else "no emulator handler for this type")
                 self.not_emulated.append(NotEmulated(record.layer, record.type, record.name, reason))
                 return self.fallback.create(record)
-            try:
-                rid, outputs, deleter = handler(self, record, region)
-            except ClientError as exc:
-                raise RuntimeError(
-                    f"the emulator rejected {record.type} '{record.name}' in {region}: {exc}"
-                ) from exc
-            outputs.setdefault("id", rid)
-            if record.default_tags or record.inputs.get("tags"):
-                outputs.setdefault("tagsAll", record.effective_tags)
-            self.created.append(Created(record.layer, record.type, record.name, region, rid, deleter))
+            rid, outputs, deleter = self._run(record, region, "", lambda: handler(self, record, region))
+            self.created.append(Created(record.layer, record.type, record.name, region, rid,
+                                        deleter, urn=record.urn))
             return rid, outputs
+
+    def _run(self, record: ResourceRecord, region: str, what: str,
+             handler: Callable[[], tuple[str, dict[str, Any], Deleter | None]]
+             ) -> tuple[str, dict[str, Any], Any]:
+        """A handler's answer, with the outputs every resource has; an emulator error
+        names the resource."""
+        try:
+            rid, outputs, deleter = handler()
+        except ClientError as exc:
+            raise RuntimeError(
+                f"the emulator rejected {what}{record.type} '{record.name}' in {region}: {exc}"
+            ) from exc
+        outputs.setdefault("id", rid)
+        if record.default_tags or record.inputs.get("tags"):
+            outputs.setdefault("tagsAll", record.effective_tags)
+        return rid, outputs, deleter
+
+    def update(self, previous: ResourceRecord, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
+        """Bring the resource ``previous`` describes to ``record``'s inputs, as the provider's
+        update does; UpdateNotEmulated when no handler knows how."""
+        with self._lock:
+            region = record.region or self._default_region
+            if record.type not in _HANDLERS:
+                # Never created in the emulator (reported as not emulated): nothing to update.
+                self.not_emulated.append(NotEmulated(record.layer, record.type, record.name,
+                                                     "no emulator handler for this type (update)"))
+                return self.fallback.update(previous, record)
+            updater = _UPDATERS.get(record.type)
+            if updater is None:
+                raise UpdateNotEmulated(
+                    f"{record.type} '{record.name}' in {region}: the emulator backend has no update "
+                    f"handler for this type (changed: {', '.join(changed_inputs(previous, record))}); "
+                    "teach offline/moto_backend.py the provider's update before converging it")
+            created = self.created_by_urn(previous.urn)
+            if created is None:
+                raise UpdateNotEmulated(f"{record.type} '{record.name}': the backend did not create "
+                                        f"{previous.urn}, so it cannot update it")
+            rid, outputs, deleter = self._run(record, region, "the update of ",
+                                              lambda: updater(self, previous, record, region))
+            created.id = rid
+            if deleter is not None:
+                created.delete = deleter
+            return rid, outputs
+
+    def delete(self, previous: ResourceRecord) -> None:
+        """Delete what the backend created for ``previous``, with the deleter it kept."""
+        with self._lock:
+            created = self.created_by_urn(previous.urn)
+            if created is None:
+                if previous.type in _HANDLERS:
+                    raise KeyError(f"{previous.type} '{previous.name}': the backend did not create "
+                                   f"{previous.urn}, so it cannot delete it")
+                return  # answered synthetically (reported as not emulated): nothing exists
+            created.delete()
+            self.created.remove(created)
 
     def call(self, token: str, args: dict[str, Any], region: str | None) -> dict[str, Any]:
         with self._lock:
@@ -948,6 +1092,162 @@ def _db_instance(b: MotoBackend, r: ResourceRecord, region: str):
     return out["id"], out, _delete_instance(b, rds, identifier, region)
 
 
+# How the provider's read (resourceInstanceRead) fills an argument from DescribeDBInstances,
+# for the arguments a converge may change. The layer refreshes before every update
+# (stacks/secondary-db/Pulumi.yaml, options.refresh: always), so the provider diffs the
+# program against what AWS reports, not against what the last program said.
+_INSTANCE_READ: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "replicateSourceDb": lambda db: db.get("ReadReplicaSourceDBInstanceIdentifier") or None,
+    "backupRetentionPeriod": lambda db: db.get("BackupRetentionPeriod"),
+    "backupWindow": lambda db: db.get("PreferredBackupWindow"),
+    "maintenanceWindow": lambda db: db.get("PreferredMaintenanceWindow"),
+    "instanceClass": lambda db: db.get("DBInstanceClass"),
+    "multiAz": lambda db: db.get("MultiAZ"),
+    "allocatedStorage": lambda db: db.get("AllocatedStorage"),
+    "maxAllocatedStorage": lambda db: db.get("MaxAllocatedStorage"),
+    "parameterGroupName": lambda db: next(iter(db.get("DBParameterGroups", [])), {}).get(
+        "DBParameterGroupName"),
+    "monitoringInterval": lambda db: db.get("MonitoringInterval"),
+    "monitoringRoleArn": lambda db: db.get("MonitoringRoleArn"),
+    "deletionProtection": lambda db: db.get("DeletionProtection"),
+    "autoMinorVersionUpgrade": lambda db: db.get("AutoMinorVersionUpgrade"),
+    "copyTagsToSnapshot": lambda db: db.get("CopyTagsToSnapshot"),
+    "publiclyAccessible": lambda db: db.get("PubliclyAccessible"),
+    "iamDatabaseAuthenticationEnabled": lambda db: db.get("IAMDatabaseAuthenticationEnabled"),
+    "caCertIdentifier": lambda db: db.get("CACertificateIdentifier"),
+    "storageType": lambda db: db.get("StorageType"),
+}
+
+# The ModifyDBInstance argument the provider sends for a changed argument
+# (dbInstancePopulateModify), with the conversion of the program's value.
+_INSTANCE_MODIFY: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "allocatedStorage": ("AllocatedStorage", int),
+    "autoMinorVersionUpgrade": ("AutoMinorVersionUpgrade", bool),
+    "backupRetentionPeriod": ("BackupRetentionPeriod", int),
+    "backupWindow": ("PreferredBackupWindow", str),
+    "caCertIdentifier": ("CACertificateIdentifier", str),
+    "copyTagsToSnapshot": ("CopyTagsToSnapshot", bool),
+    "dbSubnetGroupName": ("DBSubnetGroupName", str),
+    "iamDatabaseAuthenticationEnabled": ("EnableIAMDatabaseAuthentication", bool),
+    "instanceClass": ("DBInstanceClass", str),
+    "iops": ("Iops", int),
+    "maintenanceWindow": ("PreferredMaintenanceWindow", str),
+    "maxAllocatedStorage": ("MaxAllocatedStorage", int),
+    "monitoringInterval": ("MonitoringInterval", int),
+    "monitoringRoleArn": ("MonitoringRoleArn", str),
+    "multiAz": ("MultiAZ", bool),
+    "networkType": ("NetworkType", str),
+    "parameterGroupName": ("DBParameterGroupName", str),
+    "password": ("MasterUserPassword", str),
+    "port": ("DBPortNumber", int),
+    "publiclyAccessible": ("PubliclyAccessible", bool),
+    "storageThroughput": ("StorageThroughput", int),
+    "storageType": ("StorageType", str),
+    "vpcSecurityGroupIds": ("VpcSecurityGroupIds", list),
+}
+# Arguments whose change sends no ModifyDBInstance (resourceInstanceUpdate: HasChangesExcept);
+# replicateSourceDb has its own call, PromoteReadReplica.
+_INSTANCE_NOT_MODIFIED = frozenset({
+    "allowMajorVersionUpgrade", "blueGreenUpdate", "deleteAutomatedBackups",
+    "finalSnapshotIdentifier", "replicateSourceDb", "skipFinalSnapshot",
+})
+# Arguments the program may change without any RDS call of their own: applyImmediately
+# only says how ModifyDBInstance applies the others (it is sent with every modify).
+_INSTANCE_MODIFY_FLAGS = frozenset({"applyImmediately", "deletionProtection"})
+_DBI_RESOURCE_ID = re.compile(r"^db-[0-9A-Za-z]{2,255}$")
+
+
+def _read_instance(rds: Any, resource_id: str, identifier: str) -> dict[str, Any]:
+    """findDBInstanceByID: by DbiResourceId (the resource's id) when it looks like one."""
+    if _DBI_RESOURCE_ID.match(resource_id):
+        found = rds.describe_db_instances(
+            Filters=[{"Name": "dbi-resource-id", "Values": [resource_id]}])["DBInstances"]
+        # moto gives a same-region replica its source's DbiResourceId (AWS makes each
+        # unique), so the filter could match two instances there: the identifier picks ours.
+        found = [db for db in found if db["DBInstanceIdentifier"] == identifier] or found
+        if found:
+            return found[0]
+    return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+
+
+def _wait_instance_available(rds: Any, resource_id: str, identifier: str, attempts: int = 120) -> None:
+    """waitDBInstanceAvailable: poll until RDS reports the instance available again."""
+    for _ in range(attempts):
+        if _read_instance(rds, resource_id, identifier).get("DBInstanceStatus") in (
+                "available", "storage-optimization"):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"RDS instance {identifier} is not available after {attempts} polls")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as the provider's diff sees them: numbers by value, unset as empty."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return (a if a not in (None, "", []) else None) == (b if b not in (None, "", []) else None)
+
+
+@updates("aws:rds/instance:Instance")
+def _update_db_instance(b: MotoBackend, previous: ResourceRecord, r: ResourceRecord, region: str):
+    """resourceInstanceUpdate (terraform-provider-aws internal/service/rds/instance.go).
+
+    After the refresh (a read of the instance), the provider diffs the program against it:
+    a removed ``replicate_source_db`` is promoted with PromoteReadReplica (with the
+    program's backup retention and window) and waited for; every other changed argument
+    but the ones it never sends goes into ONE ModifyDBInstance (with ApplyImmediately from
+    the program, DeletionProtection always), also waited for; then the instance is read.
+    An instance promoted outside Pulumi reads back without a source, so it is not promoted
+    again and only the modify remains. A changed argument the provider would replace the
+    instance for (identifier, KMS key, engine...) fails with UpdateNotEmulated.
+    """
+    old, new = plain(previous.inputs), plain(r.inputs)
+    rds = b.client("rds", region)
+    identifier = str(previous.outputs.get("identifier") or old.get("identifier"))
+    program_changed = [k for k in changed_inputs(previous, r) if not k.startswith("<")]
+    unknown = sorted(k for k in changed_inputs(previous, r) if k.startswith("<") or k == "tags"
+                     or k not in (*_INSTANCE_MODIFY, *_INSTANCE_NOT_MODIFIED, *_INSTANCE_MODIFY_FLAGS))
+    if unknown:
+        raise UpdateNotEmulated(f"{r.type} '{r.name}': the backend does not emulate how the "
+                                f"provider applies a change of {', '.join(unknown)}")
+    # The refresh: what AWS says now, for what the program changes and for the source.
+    db = _read_instance(rds, str(previous.id), identifier)
+    state = dict(old)
+    for key in {*program_changed, "replicateSourceDb"} & set(_INSTANCE_READ):
+        state[key] = _INSTANCE_READ[key](db)
+    changed = [k for k in sorted({*program_changed, "replicateSourceDb"})
+               if not _same(state.get(k), new.get(k))]
+
+    if "replicateSourceDb" in changed:
+        if new.get("replicateSourceDb"):
+            raise RuntimeError(f"{r.type} '{r.name}': cannot elect new source database for "
+                               "replication (the provider's answer to a changed source)")
+        rds.promote_read_replica(DBInstanceIdentifier=identifier, **_drop_none(
+            BackupRetentionPeriod=int(new.get("backupRetentionPeriod") or 0),
+            PreferredBackupWindow=_get(new, "backupWindow")))
+        _wait_instance_available(rds, str(previous.id), identifier)
+
+    to_modify = [k for k in changed if k not in _INSTANCE_NOT_MODIFIED]
+    if to_modify:
+        modify: dict[str, Any] = {"DBInstanceIdentifier": identifier,
+                                  "ApplyImmediately": bool(new.get("applyImmediately")),
+                                  # The provider always sends it (dbInstancePopulateModify).
+                                  "DeletionProtection": bool(new.get("deletionProtection"))}
+        for key in to_modify:
+            if key in _INSTANCE_MODIFY_FLAGS:
+                continue
+            if new.get(key) is None:
+                raise UpdateNotEmulated(f"{r.type} '{r.name}': the program no longer sets {key}; "
+                                        "the backend does not emulate what the provider does then")
+            param, convert = _INSTANCE_MODIFY[key]
+            modify[param] = convert(new[key])
+        rds.modify_db_instance(**modify)
+        _wait_instance_available(rds, str(previous.id), identifier)
+
+    db = _read_instance(rds, str(previous.id), identifier)
+    out = _instance_outputs(b, new, db, region)
+    return out["id"], out, None
+
+
 @handles("aws:rds/eventSubscription:EventSubscription")
 def _db_event_subscription(b: MotoBackend, r: ResourceRecord, region: str):
     rds = b.client("rds", region)
@@ -1140,17 +1440,9 @@ def _zip_bytes(archive: Any, layer: str) -> bytes:
     return buffer.getvalue()
 
 
-def _resolve(path: str, layer: str) -> Path:
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    # Pulumi runs a program in its project directory; relative asset paths start there.
-    return layer_dir(layer) / candidate
-
-
 def _add_to_zip(zf: zipfile.ZipFile, item: Any, prefix: str, layer: str) -> None:
     if isinstance(item, pulumi.FileArchive):
-        root = _resolve(item.path, layer)
+        root = program_path(item.path, layer)
         if root.is_file():
             with zipfile.ZipFile(root) as src:
                 for info in src.infolist():
@@ -1162,7 +1454,7 @@ def _add_to_zip(zf: zipfile.ZipFile, item: Any, prefix: str, layer: str) -> None
     elif isinstance(item, pulumi.AssetArchive):
         for name, asset in item.assets.items():
             if isinstance(asset, pulumi.FileAsset):
-                zf.write(_resolve(asset.path, layer), prefix + name)
+                zf.write(program_path(asset.path, layer), prefix + name)
             elif isinstance(asset, pulumi.StringAsset):
                 zf.writestr(prefix + name, asset.text)
             else:
@@ -1454,15 +1746,9 @@ def _record_name(name: str, zone_name: str) -> str:
     return name if name == zone or name.endswith(f".{zone}") else f"{name}.{zone}"
 
 
-@handles("aws:route53/record:Record")
-def _record(b: MotoBackend, r: ResourceRecord, region: str):
-    r53 = b.client("route53", region)
-    i = plain(r.inputs)
-    zone_id = _zone_id(i["zoneId"])
-    zone_name = r53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"]
-    fqdn = _record_name(i["name"], zone_name)
-    rtype = i["type"]
-    record_set: dict[str, Any] = {"Name": fqdn, "Type": rtype}
+def _record_set(i: Mapping[str, Any], fqdn: str) -> dict[str, Any]:
+    """A Record's inputs as a ResourceRecordSet (the provider's expandResourceRecordSet)."""
+    record_set: dict[str, Any] = {"Name": fqdn, "Type": i["type"]}
     if _get(i, "aliases"):
         alias = i["aliases"][0]
         record_set["AliasTarget"] = {"DNSName": alias["name"], "HostedZoneId": alias["zoneId"],
@@ -1481,10 +1767,17 @@ def _record(b: MotoBackend, r: ResourceRecord, region: str):
         record_set["Weight"] = _int(weighted[0]["weight"])
     if _get(i, "healthCheckId"):
         record_set["HealthCheckId"] = i["healthCheckId"]
-    action = "UPSERT" if _get(i, "allowOverwrite") else "CREATE"
-    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
-        "Changes": [{"Action": action, "ResourceRecordSet": record_set}]})
-    rid = "_".join(p for p in (zone_id, fqdn, rtype, set_id) if p)
+    return record_set
+
+
+def _record_id(zone_id: str, record_set: Mapping[str, Any]) -> str:
+    parts = (zone_id, record_set["Name"], record_set["Type"], record_set.get("SetIdentifier"))
+    return "_".join(p for p in parts if p)
+
+
+def _record_deleter(r53: Any, zone_id: str, record_set: Mapping[str, Any]) -> Deleter:
+    fqdn, rtype, set_id = record_set["Name"], record_set["Type"], record_set.get("SetIdentifier")
+    rid = _record_id(zone_id, record_set)
 
     def delete() -> str:
         # Delete what is there now: the promoter may have re-pointed the record since.
@@ -1500,6 +1793,74 @@ def _record(b: MotoBackend, r: ResourceRecord, region: str):
             "Changes": [{"Action": "DELETE", "ResourceRecordSet": current[0]}]})
         return f"deleted: {rid}"
 
-    out = dict(i, id=rid, name=fqdn, fqdn=fqdn)
-    return rid, out, delete
+    return delete
 
+
+@handles("aws:route53/record:Record")
+def _record(b: MotoBackend, r: ResourceRecord, region: str):
+    r53 = b.client("route53", region)
+    i = plain(r.inputs)
+    zone_id = _zone_id(i["zoneId"])
+    zone_name = r53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"]
+    record_set = _record_set(i, _record_name(i["name"], zone_name))
+    action = "UPSERT" if _get(i, "allowOverwrite") else "CREATE"
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
+        "Changes": [{"Action": action, "ResourceRecordSet": record_set}]})
+    rid = _record_id(zone_id, record_set)
+    out = dict(i, id=rid, name=record_set["Name"], fqdn=record_set["Name"])
+    return rid, out, _record_deleter(r53, zone_id, record_set)
+
+
+@updates("aws:route53/record:Record")
+def _update_record(b: MotoBackend, previous: ResourceRecord, r: ResourceRecord, region: str):
+    """resourceRecordUpdate (terraform-provider-aws internal/service/route53/record.go).
+
+    zone_id and name force a replacement. With the type and set identifier unchanged the
+    provider runs its create with UPSERT (Route 53 changes a record set in place when
+    name, type and set identifier match); otherwise it deletes the old set and creates the
+    new one in one ChangeResourceRecordSets batch. Either way it reads the zone first,
+    waits for the change to be INSYNC (GetChange), then reads the record back.
+    """
+    old, new = plain(previous.inputs), plain(r.inputs)
+    replaced = [key for key in ("zoneId", "name") if old.get(key) != new.get(key)]
+    if replaced:
+        raise UpdateNotEmulated(f"{r.type} '{r.name}': a change of {', '.join(replaced)} replaces "
+                                "the record, which the backend does not emulate")
+    r53 = b.client("route53", region)
+    zone_id = _zone_id(new["zoneId"])
+    zone_name = r53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"]
+    fqdn = _record_name(new["name"], zone_name)
+    record_set = _record_set(new, fqdn)
+    if (old["type"], _get(old, "setIdentifier")) == (new["type"], _get(new, "setIdentifier")):
+        changes = [{"Action": "UPSERT", "ResourceRecordSet": record_set}]
+    else:
+        changes = [{"Action": "DELETE", "ResourceRecordSet": _record_set(old, fqdn)},
+                   {"Action": "UPSERT" if _get(new, "allowOverwrite") else "CREATE",
+                    "ResourceRecordSet": record_set}]
+    answer = r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    _wait_change_insync(r53, answer["ChangeInfo"]["Id"])
+    _read_record_set(r53, zone_id, record_set)
+    rid = _record_id(zone_id, record_set)
+    out = dict(new, id=rid, name=fqdn, fqdn=fqdn)
+    return rid, out, _record_deleter(r53, zone_id, record_set)
+
+
+def _wait_change_insync(r53: Any, change_id: str, attempts: int = 60) -> None:
+    for _ in range(attempts):
+        if r53.get_change(Id=change_id)["ChangeInfo"]["Status"] == "INSYNC":
+            return
+        time.sleep(1)
+    raise RuntimeError(f"Route 53 change {change_id} is not INSYNC after {attempts} polls")
+
+
+def _read_record_set(r53: Any, zone_id: str, record_set: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The provider's read: the zone, then the set by name, type and set identifier."""
+    r53.get_hosted_zone(Id=zone_id)
+    found = [rs for rs in r53.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=record_set["Name"], StartRecordType=record_set["Type"],
+        MaxItems="100" if record_set.get("SetIdentifier") else "1")["ResourceRecordSets"]
+        if rs["Name"].rstrip(".").lower() == record_set["Name"] and rs["Type"] == record_set["Type"]
+        and rs.get("SetIdentifier") == record_set.get("SetIdentifier")]
+    if not found:
+        raise RuntimeError(f"Route 53 has no record set {_record_id(zone_id, record_set)} after the update")
+    return found[0]

@@ -14,7 +14,13 @@ layer reading the outputs the previous ones exported. The plan then
 - writes every resource (type, name, region, provider, inputs with secrets
   masked) to ``plan-out/plan-<suffix>.json``;
 - evaluates every policy rule of ``policy.rules`` (the ones the CrossGuard
-  pack enforces) and prints violations and waivers.
+  pack enforces) and prints violations and waivers;
+- with ``--config`` overrides, also synthesizes the baseline (same suffix, regions
+  and layers, without the overrides) and reports per layer which resources the
+  overrides create, delete or change, with type, logical name and region
+  (``offline.changes``), in the summary and under ``changesAgainstBaseline`` in
+  the JSON: ``--config secondary-db/replicaPromoted=true`` shows what converging
+  the layers after a failover touches, and that none of it is in the primary region.
 
 Exit status: 0 when every rule passes (waivers allowed), 1 on any violation
 or an export that breaks the layer contract, 2 on invalid configuration (the
@@ -49,8 +55,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offline.changes import MARKS, ResourceChange, diff_runs, regions_touched
 from offline.harness import (
+    CREATED,
+    DELETED,
     REPO_ROOT,
+    UPDATED,
     LayerRun,
     ResourceRecord,
     SyntheticBackend,
@@ -86,6 +96,9 @@ class Plan:
     report: rules.Report
     contract_problems: list[str]
     secrets: frozenset[str]
+    # With a baseline: its config, and per layer what this plan changes against it.
+    baseline_config: dict[str, Any] | None = None
+    changes: dict[str, list[ResourceChange]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -145,8 +158,7 @@ def validate_config(config: Mapping[str, Any], layer_config: Mapping[str, Mappin
 
 
 def record_context(record: ResourceRecord, common: cfg.CommonSettings) -> rules.Context:
-    own_region = record.inputs.get("region")
-    region = own_region if isinstance(own_region, str) else record.region
+    region = record.target_region
     aws_resource = record.custom and record.type.startswith("aws:")
     return rules.Context(
         suffix=common.environment_suffix,
@@ -177,7 +189,7 @@ def stack_resources(run: LayerRun) -> list[rules.StackResource]:
     return [
         rules.StackResource(
             type=r.type, name=r.name, props=to_plain(r.inputs), urn=r.urn,
-            region=r.inputs.get("region") if isinstance(r.inputs.get("region"), str) else r.region,
+            region=r.target_region,
             protect=r.protect, retain_on_delete=r.retain_on_delete,
         )
         for r in run.resources
@@ -201,9 +213,12 @@ def contract_problems(runs: Mapping[str, LayerRun]) -> list[str]:
 
 def build_plan(config: Mapping[str, Any], *, stack: str | None = None,
                layer_config: Mapping[str, Mapping[str, Any]] | None = None,
-               layers: Sequence[str] = LAYERS) -> Plan:
+               layers: Sequence[str] = LAYERS,
+               baseline: Mapping[str, Any] | None = None) -> Plan:
     """Validate the config, synthesize the layers and evaluate the rules.
 
+    ``baseline`` (config for every layer, no per-layer config) is synthesized too, with the
+    same stack and layers, and ``Plan.changes`` says what this plan changes against it.
     Raises ``ConfigError`` for invalid config and ``PlanError`` when a layer's
     program is missing or fails.
     """
@@ -211,9 +226,30 @@ def build_plan(config: Mapping[str, Any], *, stack: str | None = None,
     # One stack name per environment in every layer (FIELD-NOTES 20): the suffix.
     stack = stack or str(config.get("environmentSuffix") or "dev")
     common = validate_config(config, layer_config, stack, layers)
+    if baseline is not None:
+        validate_config(baseline, {}, stack, layers)
     for layer in layers:
         if not (layer_dir(layer) / "__main__.py").exists():
             raise PlanError(f"layer {layer} has no program ({layer_dir(layer) / '__main__.py'})")
+    runs, secrets = _synthesize(config, layer_config, stack, layers)
+    plan = Plan(
+        suffix=common.environment_suffix, stack=stack,
+        regions=(common.primary_region, common.secondary_region),
+        config=dict(config), layer_config=layer_config, runs=runs,
+        report=evaluate(runs, common), contract_problems=contract_problems(runs),
+        secrets=secrets | frozenset(_secret_export_values(runs)),
+    )
+    if baseline is not None:
+        baseline_runs, baseline_secrets = _synthesize(baseline, {}, stack, layers)
+        plan.baseline_config = dict(baseline)
+        plan.changes = diff_runs(baseline_runs, runs)
+        plan.secrets |= baseline_secrets | frozenset(_secret_export_values(baseline_runs))
+    return plan
+
+
+def _synthesize(config: Mapping[str, Any], layer_config: Mapping[str, Mapping[str, Any]],
+                stack: str, layers: Sequence[str]) -> tuple[dict[str, LayerRun], frozenset[str]]:
+    """The layers' runs on a fresh synthetic backend, and the secret values it handed out."""
     backend = SyntheticBackend()
     try:
         runs = run_all(dict(config), stack=stack, layer_config=layer_config, backend=backend,
@@ -222,14 +258,7 @@ def build_plan(config: Mapping[str, Any], *, stack: str | None = None,
         raise
     except Exception as exc:
         raise PlanError(f"a layer program failed: {exc}\n{traceback.format_exc()}") from exc
-    secrets = frozenset(v for v in backend.master_secret.values() if v)
-    return Plan(
-        suffix=common.environment_suffix, stack=stack,
-        regions=(common.primary_region, common.secondary_region),
-        config=dict(config), layer_config=layer_config, runs=runs,
-        report=evaluate(runs, common), contract_problems=contract_problems(runs),
-        secrets=secrets | frozenset(_secret_export_values(runs)),
-    )
+    return runs, frozenset(v for v in backend.master_secret.values() if v)
 
 
 def _secret_export_values(runs: Mapping[str, LayerRun]) -> list[str]:
@@ -273,8 +302,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "resources": [
                 {
                     "type": r.type, "name": r.name, "urn": r.urn,
-                    "region": r.inputs.get("region") if isinstance(r.inputs.get("region"), str)
-                    else r.region,
+                    "region": r.target_region,
                     "provider": _provider_name(r.provider_urn),
                     "parent": r.parent_urn,
                     "custom": r.custom,
@@ -295,6 +323,9 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "violations": [_finding_json(f) for f in plan.report.violations],
         "waived": [_finding_json(f) for f in plan.report.waived],
         "contractProblems": plan.contract_problems,
+        # What the --config overrides change against the same plan without them (null
+        # when there are no overrides).
+        "changesAgainstBaseline": _changes_json(plan),
         "applications": application_access(plan),
     }
 
@@ -373,11 +404,6 @@ _KEY_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def _region(record: ResourceRecord) -> str | None:
-    own = record.inputs.get("region")
-    return own if isinstance(own, str) else record.region
-
-
 def render(plan: Plan, plan_path: Path | None = None, elapsed: float | None = None) -> str:
     lines = [
         f"offline plan: suffix {plan.suffix}, stack {plan.stack}, primary {plan.regions[0]}, "
@@ -388,10 +414,10 @@ def render(plan: Plan, plan_path: Path | None = None, elapsed: float | None = No
         lines += ["", f"== {layer} ({run.project}, stack {run.stack}): {len(custom)} resources =="]
         for type_, count in sorted(Counter(r.type for r in custom).items()):
             lines.append(f"  {count:3d}  {type_}")
-        by_region = Counter(_region(r) or "no provider region" for r in custom)
+        by_region = Counter(r.target_region or "no provider region" for r in custom)
         lines.append("  by region: " + ", ".join(f"{k} {v}" for k, v in sorted(by_region.items())))
         settings = [
-            _settings_line(r, _region(r), _KEY_SETTINGS[r.type])
+            _settings_line(r, r.target_region, _KEY_SETTINGS[r.type])
             for r in custom if r.type in _KEY_SETTINGS
         ]
         if settings:
@@ -406,6 +432,8 @@ def render(plan: Plan, plan_path: Path | None = None, elapsed: float | None = No
             lines.append(f"    {key} = {_short(shown)}")
         if layer == "dns-failover":
             lines += _timing_lines(plan, run)
+    if plan.changes is not None:
+        lines += ["", *_change_lines(plan)]
     lines += _application_lines(plan)
     lines.append("")
     if plan.contract_problems:
@@ -425,6 +453,60 @@ def render(plan: Plan, plan_path: Path | None = None, elapsed: float | None = No
         lines.append(f"synthesized and checked in {elapsed:.1f} s")
     lines.append("PLAN OK" if plan.ok else "PLAN FAILED")
     return "\n".join(lines)
+
+
+def _change_lines(plan: Plan) -> list[str]:
+    """What the --config overrides change against the baseline, layer by layer."""
+    changes = plan.changes or {}
+    lines = ["changes against the baseline (same suffix, regions and layers, without the "
+             "--config overrides):"]
+    for layer, layer_changes in changes.items():
+        counts = Counter(c.action for c in layer_changes)
+        summary = ", ".join(f"{counts[action]} {verb}" for action, verb in (
+            (CREATED, "to create"), (UPDATED, "to change"), (DELETED, "to delete")) if counts[action])
+        lines.append(f"  {layer}: {summary or 'no changes'}")
+        for change in layer_changes:
+            lines.append(f"    {MARKS[change.action]} {change.type} {change.name} "
+                         f"[{change.region or 'no region'}]")
+            for key, (was, now) in sorted(change.properties.items()):
+                was, now = (_shown(mask(v, plan.secrets, key)) for v in (was, now))
+                if len(was) + len(now) <= 80:
+                    lines.append(f"        {key}: {was} -> {now}")
+                else:
+                    lines += [f"        {key}:", f"          was {was}", f"          now {now}"]
+    touched = regions_touched(changes)
+    primary = plan.regions[0]
+    lines.append("  by region: " + (", ".join(f"{region or 'no region'} {count}" for region, count
+                                              in sorted(touched.items(), key=lambda i: str(i[0])))
+                                    or "nothing changes"))
+    lines.append(f"  primary region {primary}: "
+                 + (f"{touched[primary]} change(s)" if primary in touched else "untouched"))
+    return lines
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _short(value, 100)
+
+
+def _changes_json(plan: Plan) -> dict[str, Any] | None:
+    if plan.changes is None:
+        return None
+    return {
+        "baselineConfig": mask(plan.baseline_config, plan.secrets),
+        "layers": {
+            layer: [
+                {"action": c.action, "type": c.type, "name": c.name, "urn": c.urn,
+                 "region": c.region,
+                 "properties": {key: {"before": mask(was, plan.secrets, key),
+                                      "after": mask(now, plan.secrets, key)}
+                                for key, (was, now) in sorted(c.properties.items())}}
+                for c in layer_changes
+            ]
+            for layer, layer_changes in plan.changes.items()
+        },
+    }
 
 
 def _display(path: Path) -> str:
@@ -543,8 +625,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides, per_layer = parse_overrides(args.config)
         # Not stripped: a stray space or newline is refused like any other bad value.
         config = base_config(args.suffix, args.primary_region, args.secondary_region, overrides)
+        # Overrides are compared with the same plan without them.
+        baseline = (base_config(args.suffix, args.primary_region, args.secondary_region, {})
+                    if overrides or per_layer else None)
         plan = build_plan(config, stack=args.stack.strip() or None, layer_config=per_layer,
-                          layers=layers)
+                          layers=layers, baseline=baseline)
     except cfg.ConfigError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG

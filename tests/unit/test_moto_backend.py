@@ -12,15 +12,21 @@ import zipfile
 
 import pulumi
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
+from offline.emulator import emulator_environment
 from offline.harness import DYNAMIC_TYPE_PREFIX, ResourceRecord, SyntheticBackend, run_all
 from offline.moto_backend import (
+    ApiCall,
+    Created,
     MotoBackend,
+    UpdateNotEmulated,
     _record_name,
     _rule_permission,
     _zip_bytes,
     emulated_types,
     plain,
+    updatable_types,
 )
 
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
@@ -99,3 +105,73 @@ def test_an_invoke_without_emulator_answer_is_reported():
     with pytest.raises(NotImplementedError):
         backend.call("aws:ec2/getVpc:getVpc", {}, "eu-west-1")
     assert backend.not_emulated_invokes == [("aws:ec2/getVpc:getVpc", "eu-west-1")]
+
+
+def test_an_update_without_handler_fails_naming_the_type_instead_of_being_faked():
+    backend = _offline_backend()
+    old = _record("aws:kms/key:Key", "key-demo", description="one")
+    new = _record("aws:kms/key:Key", "key-demo", description="two")
+    with pytest.raises(UpdateNotEmulated, match=r"aws:kms/key:Key 'key-demo'.*changed: description"):
+        backend.update(old, new)
+    assert backend.calls == []  # refused before anything was sent
+    # The converge of a replica after a failover changes these two, which the backend knows.
+    assert {"aws:rds/instance:Instance", "aws:route53/record:Record"} <= set(updatable_types())
+    # A type the backend never created in the emulator is answered synthetically, reported.
+    rid, _ = backend.update(_record("aws:ec2/natGateway:NatGateway", "nat-demo", a=1),
+                            _record("aws:ec2/natGateway:NatGateway", "nat-demo", a=2))
+    assert rid and backend.not_emulated[-1].type == "aws:ec2/natGateway:NatGateway"
+
+
+@pytest.fixture
+def unreachable(monkeypatch) -> MotoBackend:
+    """A backend whose calls are signed with throw-away credentials and sent nowhere."""
+    for key, value in emulator_environment("http://127.0.0.1:9", "eu-west-1").items():
+        monkeypatch.setenv(key, value)
+    return _offline_backend()
+
+
+def test_a_refused_region_fails_every_call_before_it_is_sent_and_records_it(unreachable):
+    backend = unreachable
+    backend.refuse(["eu-west-1"])
+    with pytest.raises(EndpointConnectionError):
+        backend.client("sts", "eu-west-1").get_caller_identity()
+    assert backend.refused == [ApiCall("sts", "eu-west-1", "GetCallerIdentity")]
+    assert backend.calls == []
+    # Another region's call is sent (and fails only because nothing listens on the test
+    # endpoint), and Route 53 is not refused unless asked.
+    for service, region in (("sts", "eu-central-1"), ("route53", "eu-central-1")):
+        with pytest.raises(EndpointConnectionError):
+            getattr(backend.client(service, region),
+                    "get_caller_identity" if service == "sts" else "list_hosted_zones")()
+    assert backend.calls == [ApiCall("sts", "eu-central-1", "GetCallerIdentity"),
+                             ApiCall("route53", "eu-central-1", "ListHostedZones")]
+    assert len(backend.refused) == 1
+
+
+def test_route53_can_be_refused_whatever_region_its_client_is_for(unreachable):
+    backend = unreachable
+    backend.refuse(["eu-west-1"], route53=True)
+    with pytest.raises(EndpointConnectionError):
+        backend.client("route53", "eu-central-1").list_hosted_zones()
+    assert backend.refused == [ApiCall("route53", "eu-central-1", "ListHostedZones")]
+    backend.stop_refusing()
+    with pytest.raises(EndpointConnectionError):  # sent now: nothing listens
+        backend.client("route53", "eu-central-1").list_hosted_zones()
+    assert backend.calls == [ApiCall("route53", "eu-central-1", "ListHostedZones")]
+    assert len(backend.refused) == 1
+
+
+def test_an_instance_change_the_provider_would_replace_for_is_not_emulated():
+    backend = _offline_backend()
+    old = _record("aws:rds/instance:Instance", "pg-replica-demo", identifier="pg-replica-demo",
+                  kmsKeyId="arn:aws:kms:eu-west-1:111122223333:key/one", backupRetentionPeriod=0)
+    new = _record("aws:rds/instance:Instance", "pg-replica-demo", identifier="pg-replica-demo",
+                  kmsKeyId="arn:aws:kms:eu-west-1:111122223333:key/two", backupRetentionPeriod=7)
+    backend.created.append(Created("network", old.type, old.name, "eu-west-1", "db-ONE",
+                                   lambda: "deleted", urn=old.urn))
+    # kms_key_id is ForceNew in the provider's schema: a replacement, which no update handler
+    # may pretend to be; the change the handler knows (backups) does not hide it.
+    with pytest.raises(UpdateNotEmulated, match="kmsKeyId") as refused:
+        backend.update(old, new)
+    assert "backupRetentionPeriod" not in str(refused.value)
+    assert backend.calls == []

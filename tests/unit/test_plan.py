@@ -5,6 +5,8 @@ The plan is synthesized once for this module; every test reads the same result.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -215,6 +217,93 @@ def test_the_command_fails_on_bad_config_naming_the_key(tmp_path, args, key):
     assert result.returncode == plan_module.EXIT_CONFIG
     assert f"'{key}'" in result.stderr
     assert not list(tmp_path.iterdir())  # nothing synthesized, nothing written
+
+
+# ---------------------------------------------------------------------------- config changes
+
+PROMOTED = "secondary-db/replicaPromoted=true"
+
+
+@pytest.fixture(scope="module")
+def converge(tmp_path_factory) -> tuple[int, str, dict]:
+    """`make plan` as an operator runs it before converging the layers after a failover."""
+    out_dir = tmp_path_factory.mktemp("converge")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = plan_module.main(["--suffix", SUFFIX, "--primary-region", PRIMARY,
+                                 "--secondary-region", SECONDARY, "--config", PROMOTED,
+                                 "--out-dir", str(out_dir)])
+    return code, printed.getvalue(), json.loads((out_dir / f"plan-{SUFFIX}.json").read_text())
+
+
+def _by_urn(doc: dict, layer: str) -> dict[str, dict]:
+    return {r["urn"]: r for r in doc["layers"][layer]["resources"]}
+
+
+def test_a_config_change_is_compared_with_the_plan_without_it(converge):
+    code, printed, doc = converge
+    assert code == plan_module.EXIT_OK and printed.rstrip().endswith("PLAN OK")
+    changes = doc["changesAgainstBaseline"]
+    assert changes["baselineConfig"] == {"environmentSuffix": SUFFIX, "aws:region": PRIMARY,
+                                         "secondaryRegion": SECONDARY}
+    assert list(changes["layers"]) == list(LAYERS)
+    # The layers below the replica do not read it: nothing of theirs changes.
+    assert changes["layers"]["network"] == [] and changes["layers"]["primary-db"] == []
+
+
+def test_converging_after_a_failover_changes_the_replica_in_place_and_nothing_in_the_primary_region(
+        converge):
+    _, printed, doc = converge
+    changes = doc["changesAgainstBaseline"]["layers"]
+    exports = {layer: doc["layers"][layer]["exports"] for layer in LAYERS}
+    resources = _by_urn(doc, "secondary-db")
+
+    secondary = {(c["action"], c["type"]): c for c in changes["secondary-db"]}
+    assert set(secondary) == {("updated", rules.RDS_INSTANCE),
+                              ("deleted", "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    instance = secondary[("updated", rules.RDS_INSTANCE)]
+    assert resources[instance["urn"]]["inputs"]["identifier"] == exports["secondary-db"][
+        "replicaInstanceIdentifier"]
+    props = instance["properties"]
+    assert props["replicateSourceDb"] == {"before": exports["primary-db"]["primaryDbInstanceArn"],
+                                          "after": None}
+    assert props["backupRetentionPeriod"]["before"] == 0
+    assert props["backupRetentionPeriod"]["after"] == exports["secondary-db"][
+        "replicaBackupRetentionDaysAfterPromotion"] > 0
+    # The lag alarm goes: a standalone instance has no replication to lag behind.
+    lag = secondary[("deleted", "aws:cloudwatch/metricAlarm:MetricAlarm")]
+    assert "lag" in lag["name"]
+
+    # The writer record's PRIMARY member now names the promoted replica.
+    [writer] = changes["dns-failover"]
+    record = _by_urn(doc, "dns-failover")[writer["urn"]]["inputs"]
+    assert (writer["action"], writer["type"]) == ("updated", "aws:route53/record:Record")
+    assert record["name"] == exports["dns-failover"]["writerRecordName"]
+    assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert writer["properties"] == {"records": {"before": [exports["primary-db"]["primaryDbAddress"]],
+                                                "after": [exports["secondary-db"]["replicaAddress"]]}}
+
+    everything = [c for layer in changes.values() for c in layer]
+    assert {c["region"] for c in everything} == {SECONDARY}, everything
+    assert f"primary region {PRIMARY}: untouched" in printed
+    assert f"~ {rules.RDS_INSTANCE} {instance['name']} [{SECONDARY}]" in printed
+    assert f"- aws:cloudwatch/metricAlarm:MetricAlarm {lag['name']} [{SECONDARY}]" in printed
+
+
+def test_the_comparison_reports_a_change_in_the_primary_region():
+    config = plan_module.base_config(SUFFIX, PRIMARY, SECONDARY, {})
+    plan = plan_module.build_plan(config, layers=("network",), baseline=config,
+                                  layer_config={"network": {"primaryVpcCidr": "10.30.0.0/16"}})
+    [vpc] = [c for c in plan.changes["network"] if c.type == "aws:ec2/vpc:Vpc"]
+    assert (vpc.action, vpc.region) == ("updated", PRIMARY)
+    assert vpc.properties["cidrBlock"] == ("10.10.0.0/16", "10.30.0.0/16")
+    assert f"primary region {PRIMARY}: {sum(c.region == PRIMARY for c in plan.changes['network'])} " \
+           "change(s)" in plan_module.render(plan)
+
+
+def test_without_overrides_there_is_no_baseline(plan, plan_doc):
+    assert plan.changes is None and plan_doc["changesAgainstBaseline"] is None
+    assert "changes against the baseline" not in plan_module.render(plan)
 
 
 def test_the_plan_says_which_secret_and_policy_applications_use_in_each_region(plan, plan_doc):

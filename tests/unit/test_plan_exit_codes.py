@@ -7,6 +7,7 @@ scripts/plan. Each case runs the script as CI would, in a subprocess.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -63,8 +64,9 @@ def test_invalid_configuration_or_arguments_exit_2(tmp_path, env):
 def test_plan_args_reach_the_plan_as_options(tmp_path):
     result = run(tmp_path, ENV_SUFFIX="ci1", PLAN_ARGS="--config 'network/subnetsPerRegion=3'")
     assert result.returncode == 0, result.stderr
-    plan = (tmp_path / "out" / "plan-ci1.json").read_text()
-    assert plan.count('"aws:ec2/subnet:Subnet"') == 6  # 3 per region
+    plan = json.loads((tmp_path / "out" / "plan-ci1.json").read_text())
+    resources = plan["layers"]["network"]["resources"]
+    assert [r["type"] for r in resources].count("aws:ec2/subnet:Subnet") == 6  # 3 per region
 
 
 def test_a_layer_that_cannot_be_synthesized_exits_3(tmp_path):
