@@ -32,7 +32,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,6 +55,14 @@ DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
 # What happened to a resource when a layer ran against its previous run (LayerRun.changes).
 CREATED, UPDATED, DELETED, UNCHANGED = "created", "updated", "deleted", "unchanged"
+# A resource outside ``run_layer(targets=...)`` whose inputs changed: as `pulumi up --target`
+# does, its state (old inputs, id and outputs) is kept and no provider is called.
+SKIPPED = "skipped"
+
+
+class UntargetedCreateError(RuntimeError):
+    """A resource the state does not hold yet is outside ``targets``: `pulumi up --target`
+    would not create it, and a targeted resource may need it."""
 
 
 @dataclass
@@ -476,11 +484,12 @@ class _Recorder:
     """Turns mock-runtime callbacks into records and backend calls."""
 
     def __init__(self, layer: str, backend: Backend, upstream: Mapping[str, Mapping[str, Any]],
-                 previous: LayerRun | None = None):
+                 previous: LayerRun | None = None, targets: frozenset[str] | None = None):
         self.layer = layer
         self.backend = backend
         self.upstream = upstream
         self.previous = {r.urn: r for r in previous.resources} if previous else {}
+        self.targets = targets
         self.changes: dict[str, str] = {}
         self.records: list[ResourceRecord] = []
         self.providers: dict[str, ResourceRecord] = {}  # provider URN -> record
@@ -525,6 +534,8 @@ class _Recorder:
             record.region = provider.region
             record.default_tags = provider.default_tags
         change = self._change(record)
+        if args.custom and self.targets is not None and record.urn not in self.targets:
+            return self._untargeted(record, change)
         if not args.custom:
             record.id = ""
         elif change == CREATED:
@@ -538,6 +549,16 @@ class _Recorder:
             record.id, record.outputs = converging(self.backend).update(
                 self.previous[record.urn], record)
         return self._keep(record, change)
+
+    def _untargeted(self, record: ResourceRecord, change: str) -> tuple[str, dict[str, Any]]:
+        """Outside ``targets``: the state's record stands as it is, whatever the program says."""
+        if change == CREATED:
+            raise UntargetedCreateError(
+                f"{record.type} {record.name} ({record.urn}) is not in the state and not "
+                "targeted: `pulumi up --target` would not create it")
+        prior = self.previous[record.urn]
+        kept = replace(prior, inputs=dict(prior.inputs), outputs=dict(prior.outputs))
+        return self._keep(kept, UNCHANGED if change == UNCHANGED else SKIPPED)
 
     def _change(self, record: ResourceRecord) -> str:
         prior = self.previous.get(record.urn)
@@ -635,6 +656,7 @@ def run_layer(
     preview: bool = False,
     program: Callable[[], None] | None = None,
     previous: LayerRun | None = None,
+    targets: Iterable[str] | None = None,
 ) -> LayerRun:
     """Run ``stacks/<layer>/__main__.py`` under mocks and return what it did.
 
@@ -651,6 +673,13 @@ def run_layer(
     ``backend.delete(previous_record)``, dependents first. ``LayerRun.changes`` says what
     happened to every URN. The backend must then be a ``ConvergingBackend`` (TypeError
     before the program runs otherwise).
+
+    ``targets`` (URNs, with ``previous``) is ``pulumi up --target``: a custom resource outside
+    it keeps its previous record (inputs, id, outputs) and no backend call is made, even if
+    the program changed it (``SKIPPED``); one that is not in ``previous`` raises
+    ``UntargetedCreateError``; previous resources the program no longer registers are
+    deleted only if targeted. Providers, components and stack references call no backend
+    and are not filtered.
     """
     if layer not in PROJECTS:
         raise ValueError(f"unknown layer {layer!r}")
@@ -660,12 +689,15 @@ def run_layer(
             raise ValueError(f"previous is a run of {previous.layer} (stack {previous.stack}), "
                              f"not of {layer} (stack {stack})")
         converging(backend)
+    if targets is not None and previous is None:
+        raise ValueError("targets select resources of a previous run: pass previous too")
 
     def main() -> None:
         runpy.run_path(str(layer_dir(layer) / "__main__.py"), run_name="__main__")
 
     project = PROJECTS[layer]
-    recorder = _Recorder(layer, backend, upstream or {}, previous)
+    recorder = _Recorder(layer, backend, upstream or {}, previous,
+                         frozenset(targets) if targets is not None else None)
     mocks = _Mocks(recorder)
     monitor = _RecordingMonitor(mocks, recorder)
 
@@ -711,6 +743,11 @@ def _delete_unregistered(previous: LayerRun | None, recorder: _Recorder,
     if previous is None:
         return []
     gone = _reverse_dependency_order([r for r in previous.resources if r.urn not in recorder.changes])
+    if recorder.targets is not None:
+        # `pulumi up --target` deletes only targeted resources; the others stay in the state.
+        for record in [r for r in gone if r.custom and r.urn not in recorder.targets]:
+            recorder._keep(record, SKIPPED)
+        gone = [r for r in gone if not (r.custom and r.urn not in recorder.targets)]
     for record in gone:
         # Providers, components and stack references hold nothing in AWS: the engine only
         # forgets them.

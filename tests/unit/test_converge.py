@@ -47,11 +47,6 @@ def state_resources(run) -> list[dict]:
             for r in run.resources]
 
 
-def region_of(record):
-    own = record.inputs.get("region")
-    return own if isinstance(own, str) else record.region
-
-
 def in_aws(run):
     return [r for r in run.resources if r.custom and r.type != PROVIDER_TYPE]
 
@@ -61,7 +56,7 @@ def test_targets_are_exactly_the_resources_outside_the_primary_region(dns_run):
         state_resources(dns_run), f"aws-primary-{SUFFIX}")
     assert region == PRIMARY
     # The plan's own region of each resource (provider region, or its region argument).
-    expected_skipped = {r.urn for r in in_aws(dns_run) if region_of(r) == PRIMARY}
+    expected_skipped = {r.urn for r in in_aws(dns_run) if r.target_region == PRIMARY}
     assert set(skipped) == expected_skipped
     assert set(targets) == {r.urn for r in in_aws(dns_run)} - expected_skipped
     kinds = {urn.split("::")[2].rsplit("$", 1)[-1] for urn in skipped}
@@ -164,7 +159,7 @@ def test_a_promoted_replica_is_converged_without_touching_the_primary_region(sta
     dns_up = pulumi.calls[5][1]
     assert "--refresh=false" in dns_up and "--yes" in dns_up
     targets = {dns_up[i + 1] for i, arg in enumerate(dns_up) if arg == "--target"}
-    primary_side = {r.urn for r in in_aws(dns_run) if region_of(r) == PRIMARY}
+    primary_side = {r.urn for r in in_aws(dns_run) if r.target_region == PRIMARY}
     assert targets and not targets & primary_side
 
 

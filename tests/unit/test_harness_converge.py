@@ -16,10 +16,12 @@ import pytest
 from offline.harness import (
     CREATED,
     DELETED,
+    SKIPPED,
     UNCHANGED,
     UPDATED,
     ResourceRecord,
     SyntheticBackend,
+    UntargetedCreateError,
     changed_inputs,
     run_all,
     run_layer,
@@ -138,6 +140,41 @@ def test_deletes_come_after_the_program_with_dependents_first():
                     previous=deployed)
     [topic] = [r for r in run.resources if r.name == "topic"]
     assert backend.log == [("create", topic.urn), ("delete", metric_filter.urn), ("delete", group.urn)]
+
+
+def test_targets_leave_every_other_resource_as_the_state_holds_it(deployed):
+    # `pulumi up --target`: only the lag alarm is targeted, so the instance's change is
+    # skipped (old inputs and outputs kept, no backend call) and the alarm is deleted.
+    before = deployed["secondary-db"]
+    instance = before.one(INSTANCE)
+    [lag] = [r for r in before.of_type(ALARM) if "lag" in r.name]
+    backend = RecordingBackend()
+    run = run_layer("secondary-db", {**CONFIG, **SECONDARY, "replicaPromoted": True}, stack=STACK,
+                    upstream=_upstream(deployed), backend=backend, previous=before,
+                    targets={lag.urn})
+    assert backend.log == [("delete", lag.urn)]
+    assert run.changes[instance.urn] == SKIPPED
+    kept = run.by_urn(instance.urn)
+    assert kept.inputs["replicateSourceDb"] == instance.inputs["replicateSourceDb"]
+    assert kept.outputs == instance.outputs
+
+    # Targeting the instance instead: it is updated, and the untargeted alarm stays.
+    backend = RecordingBackend()
+    run = run_layer("secondary-db", {**CONFIG, **SECONDARY, "replicaPromoted": True}, stack=STACK,
+                    upstream=_upstream(deployed), backend=backend, previous=before,
+                    targets={instance.urn})
+    assert backend.log == [("update", instance.urn)]
+    assert run.changes[lag.urn] == SKIPPED and run.by_urn(lag.urn).outputs == lag.outputs
+
+
+def test_a_new_resource_outside_the_targets_is_refused(deployed):
+    instance = deployed["secondary-db"].one(INSTANCE)
+    with pytest.raises(UntargetedCreateError, match="TopicSubscription"):
+        run_layer("secondary-db", {**CONFIG, **SECONDARY, "alarmEmail": "ops@example.com"},
+                  stack=STACK, upstream=_upstream(deployed), backend=RecordingBackend(),
+                  previous=deployed["secondary-db"], targets={instance.urn})
+    with pytest.raises(ValueError, match="pass previous too"):
+        run_layer("secondary-db", CONFIG, stack=STACK, targets={instance.urn})
 
 
 def test_a_previous_run_of_another_layer_or_stack_is_refused(deployed):
