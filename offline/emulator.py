@@ -5,18 +5,24 @@
 at it with throw-away credentials, so nothing can reach a real account; and
 ``inventory`` lists what the emulator holds, service by service and region by
 region, so the rehearsal can prove that a teardown left nothing behind.
+
+Two things are played on the boto3 clients that talk to it, in the open:
+``RegionRefusal`` (a region, and Route 53's control plane, that do not answer: the
+regional outage of the drills, the outage day and the converge) and
+``EmulatorCorrections`` (where moto departs from documented AWS behaviour).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 
 from offline.harness import OFFLINE_ACCOUNT_ID
 
@@ -66,6 +72,141 @@ def emulator_environment(endpoint_url: str, region: str) -> dict[str, str]:
 def apply_environment(env: dict[str, str]) -> None:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(env)
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One AWS API call a client made (or, refused, tried to make)."""
+
+    service: str
+    region: str
+    operation: str
+
+    def __str__(self) -> str:
+        return f"{self.service}:{self.operation} ({self.region})"
+
+
+class RegionRefusal:
+    """A regional outage, played on the boto3 clients it hooks.
+
+    While it refuses, every call to one of ``regions``, and with ``route53`` every Route 53
+    call (its control plane lives in us-east-1; the data plane, DNS answers and health
+    checks, is global and not an API call), fails before anything is sent, with the
+    EndpointConnectionError botocore raises for an unreachable endpoint. ``refused`` lists
+    what was refused. ``environment()`` hands the same outage to a child process, which
+    rebuilds it with ``from_environment``.
+    """
+
+    ENV = "EMULATED_OUTAGE"  # "<region>[,<region>...][;route53]"
+
+    def __init__(self, regions: Iterable[str] = (), *, route53: bool = False):
+        self.regions: frozenset[str] = frozenset(regions)
+        self.route53 = route53
+        self.refused: list[ApiCall] = []
+
+    def refuse(self, regions: Iterable[str], *, route53: bool = False) -> None:
+        self.regions, self.route53 = frozenset(regions), route53
+
+    def stop(self) -> None:
+        self.regions, self.route53 = frozenset(), False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.regions) or self.route53
+
+    def refuses(self, service: str, region: str) -> bool:
+        return region in self.regions or (self.route53 and service == "route53")
+
+    def check(self, call: ApiCall) -> None:
+        """Raise as an unreachable endpoint does if ``call`` goes where nothing answers."""
+        if self.refuses(call.service, call.region):
+            self.refused.append(call)
+            raise EndpointConnectionError(
+                endpoint_url=f"https://{call.service}.{call.region}.unreachable.invalid")
+
+    def hook(self, made: Any) -> None:
+        """Refuse ``made``'s calls while this outage lasts (botocore before-call event)."""
+        service = made.meta.service_model.service_name
+        region = made.meta.region_name
+
+        def before_call(model: Any, **_: Any) -> None:
+            self.check(ApiCall(service, region, model.name))
+
+        made.meta.events.register("before-call.*.*", before_call)
+
+    def environment(self) -> dict[str, str]:
+        value = ",".join(sorted(self.regions)) + (";route53" if self.route53 else "")
+        return {self.ENV: value} if self.active else {}
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> RegionRefusal:
+        regions, _, flags = (env if env is not None else os.environ).get(cls.ENV, "").partition(";")
+        return cls([r for r in regions.split(",") if r], route53=flags == "route53")
+
+
+class EmulatorCorrections:
+    """Openly corrects moto where it departs from documented AWS behaviour.
+
+    * RDS PromoteReadReplica: moto keeps ReadReplicaSourceDBInstanceIdentifier on the
+      promoted instance and keeps it in the source's ReadReplicaDBInstanceIdentifiers.
+      On AWS a promoted instance is a standalone instance and DescribeDBInstances no
+      longer names a source, nor does the source list it (RDS User Guide,
+      USER_ReadRepl.Promote; API DBInstance.ReadReplicaSourceDBInstanceIdentifier:
+      "if this DB instance is a read replica"). Once a successful promotion is seen on a
+      hooked client, or named up front (``promoted``: a promotion another process made),
+      both fields are corrected in DescribeDBInstances answers.
+
+    Every successful call is also counted, so a drill can prove "exactly one promotion".
+    """
+
+    def __init__(self, promoted: Iterable[str] = ()):
+        self.calls: list[str] = []
+        self.applied: list[str] = []  # which corrections actually changed an answer
+        self.promoted_arns: set[str] = set()
+        self.promoted_ids: set[str] = set(promoted)
+
+    def count(self, operation: str) -> int:
+        return self.calls.count(operation)
+
+    def hook(self, made: Any) -> None:
+        events = made.meta.events
+        events.register("after-call.*.*", self._count)
+        if made.meta.service_model.service_name == "rds":
+            events.register("after-call.rds.PromoteReadReplica", self._promoted)
+            events.register("after-call.rds.DescribeDBInstances", self._describe_corrected)
+
+    def client(self, service: str, region: str,
+               factory: Callable[[str, str], Any] | None = None) -> Any:
+        made = (factory or (lambda s, r: _SESSION.client(s, region_name=r)))(service, region)
+        self.hook(made)
+        return made
+
+    def _count(self, http_response: Any, model: Any, **_: Any) -> None:
+        if http_response is not None and http_response.status_code < 300:
+            self.calls.append(model.name)
+
+    def _promoted(self, http_response: Any, parsed: Mapping[str, Any], **_: Any) -> None:
+        if http_response is not None and http_response.status_code < 300:
+            instance = parsed.get("DBInstance") or {}
+            self.promoted_arns.add(instance.get("DBInstanceArn", ""))
+            self.promoted_ids.add(instance.get("DBInstanceIdentifier", ""))
+
+    def _describe_corrected(self, parsed: dict[str, Any], **_: Any) -> None:
+        for instance in parsed.get("DBInstances", []):
+            if (instance.get("DBInstanceIdentifier") in self.promoted_ids
+                    and instance.pop("ReadReplicaSourceDBInstanceIdentifier", None)):
+                self._applied("RDS DescribeDBInstances: the promoted instance no longer names a "
+                              "source (moto keeps ReadReplicaSourceDBInstanceIdentifier)")
+            replicas = instance.get("ReadReplicaDBInstanceIdentifiers") or []
+            kept = [r for r in replicas if r not in self.promoted_arns and r not in self.promoted_ids]
+            if kept != replicas:
+                instance["ReadReplicaDBInstanceIdentifiers"] = kept
+                self._applied("RDS DescribeDBInstances: the source no longer lists the promoted "
+                              "instance as its replica (moto keeps it listed)")
+
+    def _applied(self, what: str) -> None:
+        if what not in self.applied:
+            self.applied.append(what)
 
 
 _SESSION = boto3.session.Session()

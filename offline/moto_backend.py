@@ -49,8 +49,9 @@ from typing import Any, TypeVar
 import boto3
 import pulumi
 from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError
 
+from offline.emulator import ApiCall, RegionRefusal
 from offline.harness import (
     ResourceRecord,
     SyntheticBackend,
@@ -120,18 +121,6 @@ def updatable_types() -> tuple[str, ...]:
 
 class UpdateNotEmulated(RuntimeError):
     """A converge needs an update the backend does not know how the provider makes."""
-
-
-@dataclass(frozen=True)
-class ApiCall:
-    """One AWS API call a backend client made (or, refused, tried to make)."""
-
-    service: str
-    region: str
-    operation: str
-
-    def __str__(self) -> str:
-        return f"{self.service}:{self.operation} ({self.region})"
 
 
 @dataclass
@@ -262,9 +251,7 @@ class MotoBackend:
         self._clients: dict[tuple[str, str], Any] = {}
         self._client_hooks: list[ClientHook] = list(client_hooks)
         self.calls: list[ApiCall] = []
-        self.refused: list[ApiCall] = []
-        self.refused_regions: frozenset[str] = frozenset()
-        self.refuse_route53 = False
+        self.outage = RegionRefusal()
         # The mock runtime registers resources from a thread pool; one at a time keeps
         # the creation order (which teardown reverses) equal to the registration order.
         self._lock = threading.RLock()
@@ -300,19 +287,19 @@ class MotoBackend:
     def refuse(self, regions: Iterable[str], *, route53: bool = False) -> None:
         """From now on, fail every call to ``regions`` (and, with ``route53``, to Route 53,
         whose control plane is in us-east-1) as an unreachable endpoint does."""
-        self.refused_regions = frozenset(regions)
-        self.refuse_route53 = route53
+        self.outage.refuse(regions, route53=route53)
 
     def stop_refusing(self) -> None:
-        self.refused_regions, self.refuse_route53 = frozenset(), False
+        self.outage.stop()
+
+    @property
+    def refused(self) -> list[ApiCall]:
+        return self.outage.refused
 
     def _before_call(self, service: str, region: str) -> Callable[..., None]:
         def before_call(model: Any, **_: Any) -> None:
             call = ApiCall(service, region, model.name)
-            if region in self.refused_regions or (self.refuse_route53 and service == "route53"):
-                self.refused.append(call)
-                # What botocore raises when it cannot connect: nothing reaches the endpoint.
-                raise EndpointConnectionError(endpoint_url=f"https://{service}.{region}.unreachable.invalid")
+            self.outage.check(call)
             self.calls.append(call)
         return before_call
 

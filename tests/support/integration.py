@@ -12,12 +12,14 @@ Under the emulator, two things differ, both in the open:
   run in-process instead: its deployed configuration (handler, environment) is read
   with GetFunctionConfiguration and the same handler code is called with it, its
   boto3 clients pointed at the emulator by the standard environment.
-* Where moto departs from documented AWS behaviour, ``EmulatorCorrections`` adjusts
-  the answers, each with the AWS reference, and only in the failover drills.
+* Where moto departs from documented AWS behaviour, ``EmulatorCorrections``
+  (offline/emulator.py) adjusts the answers, each with the AWS reference, and only in the
+  failover drills.
 * The drills also PLAY what cannot happen in an emulator, each in the open:
   ``PlayedCanaries`` (the canaries' runs), ``PlayedPrimaryFailure`` (RDS reporting an
   instance failed), ``RegionOutage`` (a region, and Route 53's control plane, refusing
-  every call), and ``Route53View`` answers DNS queries from the documented failover rules.
+  every call; the rehearsal's outage day hands its own to every client here), and
+  ``Route53View`` answers DNS queries from the documented failover rules.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import EndpointConnectionError
 
+from offline.emulator import RegionRefusal
 from tests.support.lambdas import load_lambda
 from tests.support.route53_model import HealthCheckSpec, RegionDown, Route53Model, alarm_from_metrics
 
@@ -96,17 +98,25 @@ class Deployment(Mapping[str, Any]):
 _SESSION = boto3.session.Session()
 
 
+# The outage the rehearsal is playing, if any (its outage day): every client refuses it.
+ONGOING_OUTAGE = RegionRefusal.from_environment()
+
+
 def client(service: str, region: str) -> Any:
     """A new client (standard credential and endpoint chain, patient retries).
 
     New, so hooks one test adds never reach another; from one session, so service
-    models load once.
+    models load once. Under the emulator, a client of a region the rehearsal has taken
+    down (``RegionRefusal.ENV``) refuses every call, as that region's endpoint would.
     """
-    return _SESSION.client(
+    made = _SESSION.client(
         service, region_name=region,
         config=Config(retries={"max_attempts": 5, "mode": "standard"},
                       connect_timeout=10, read_timeout=70),
     )
+    if ONGOING_OUTAGE.active and under_emulator():
+        ONGOING_OUTAGE.hook(made)
+    return made
 
 
 def region_of(arn: str) -> str:
@@ -243,92 +253,24 @@ def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-class EmulatorCorrections:
-    """Openly corrects moto where it departs from documented AWS behaviour (drills only).
-
-    * RDS PromoteReadReplica: moto keeps ReadReplicaSourceDBInstanceIdentifier on the
-      promoted instance and keeps it in the source's ReadReplicaDBInstanceIdentifiers.
-      On AWS a promoted instance is a standalone instance and DescribeDBInstances no
-      longer names a source, nor does the source list it (RDS User Guide,
-      USER_ReadRepl.Promote; API DBInstance.ReadReplicaSourceDBInstanceIdentifier:
-      "if this DB instance is a read replica"). After a successful promotion is seen,
-      both fields are corrected in DescribeDBInstances answers.
-
-    Every successful call is also counted, so a drill can prove "exactly one promotion".
-    """
-
-    def __init__(self, deployment: Deployment):
-        self.deployment = deployment
-        self.calls: list[str] = []
-        self.applied: list[str] = []  # which corrections actually changed an answer
-        self.promoted_arns: set[str] = set()
-        self.promoted_ids: set[str] = set()
-
-    def count(self, operation: str) -> int:
-        return self.calls.count(operation)
-
-    def hook(self, made: Any) -> None:
-        events = made.meta.events
-        events.register("after-call.*.*", self._count)
-        if made.meta.service_model.service_name == "rds":
-            events.register("after-call.rds.PromoteReadReplica", self._promoted)
-            events.register("after-call.rds.DescribeDBInstances", self._describe_corrected)
-
-    def client(self, service: str, region: str) -> Any:
-        made = client(service, region)
-        self.hook(made)
-        return made
-
-    def _count(self, http_response: Any, model: Any, **_: Any) -> None:
-        if http_response is not None and http_response.status_code < 300:
-            self.calls.append(model.name)
-
-    def _promoted(self, http_response: Any, parsed: Mapping[str, Any], **_: Any) -> None:
-        if http_response is not None and http_response.status_code < 300:
-            instance = parsed.get("DBInstance") or {}
-            self.promoted_arns.add(instance.get("DBInstanceArn", ""))
-            self.promoted_ids.add(instance.get("DBInstanceIdentifier", ""))
-
-    def _describe_corrected(self, parsed: dict[str, Any], **_: Any) -> None:
-        for instance in parsed.get("DBInstances", []):
-            if (instance.get("DBInstanceIdentifier") in self.promoted_ids
-                    and instance.pop("ReadReplicaSourceDBInstanceIdentifier", None)):
-                self._applied("RDS DescribeDBInstances: the promoted instance no longer names a "
-                              "source (moto keeps ReadReplicaSourceDBInstanceIdentifier)")
-            replicas = instance.get("ReadReplicaDBInstanceIdentifiers") or []
-            kept = [r for r in replicas if r not in self.promoted_arns and r not in self.promoted_ids]
-            if kept != replicas:
-                instance["ReadReplicaDBInstanceIdentifiers"] = kept
-                self._applied("RDS DescribeDBInstances: the source no longer lists the promoted "
-                              "instance as its replica (moto keeps it listed)")
-
-    def _applied(self, what: str) -> None:
-        if what not in self.applied:
-            self.applied.append(what)
-
-
-class RegionOutage:
-    """Plays a whole-region outage on the clients it hooks (emulator drills).
-
-    While ``down``, every call to ``region``, and every call to Route 53's control plane
-    when ``control_plane`` is set (its home is us-east-1), fails as an unreachable
-    endpoint does, before anything is sent. ``refused`` lists what was refused.
-    """
+class RegionOutage(RegionRefusal):
+    """The drills' regional outage: ``region`` (and Route 53's control plane when
+    ``control_plane``) refusing every call of the clients it hooks while ``down``."""
 
     def __init__(self, region: str, control_plane: bool):
+        super().__init__()
         self.region, self.control_plane = region, control_plane
-        self.down = False
-        self.refused: list[str] = []
 
-    def hook(self, made: Any) -> None:
-        service = made.meta.service_model.service_name
-        if made.meta.region_name == self.region or (self.control_plane and service == "route53"):
-            made.meta.events.register("before-call.*.*", self._refuse)
+    @property
+    def down(self) -> bool:
+        return self.active
 
-    def _refuse(self, model: Any, **_: Any) -> None:
-        if self.down:
-            self.refused.append(model.name)
-            raise EndpointConnectionError(endpoint_url=f"https://{self.region}.unreachable.invalid")
+    @down.setter
+    def down(self, value: bool) -> None:
+        if value:
+            self.refuse([self.region], route53=self.control_plane)
+        else:
+            self.stop()
 
 
 class PlayedPrimaryFailure:

@@ -17,11 +17,10 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from offline.emulator import apply_environment, emulator_environment, start_emulator
+from offline.emulator import EmulatorCorrections, apply_environment, emulator_environment, start_emulator
 from offline.harness import DELETED, UNCHANGED, UPDATED, LayerRun, run_all
 from offline.moto_backend import MotoBackend
 from offline.rehearse import layer_config, seed_master_secret
-from tests.support.integration import EmulatorCorrections
 
 PRIMARY, SECONDARY = "eu-west-1", "eu-central-1"
 # Set here, so the expected values come from this test, not from the layer's defaults.
@@ -124,7 +123,7 @@ def test_a_replica_promoted_outside_pulumi_is_not_promoted_again(emulator):
     # moto keeps naming a promoted instance's source; AWS does not (RDS User Guide,
     # USER_ReadRepl.Promote). The drills' open correction, on both the operator's client
     # and the backend's, makes the backend's refresh read what AWS would answer.
-    corrections = EmulatorCorrections({})
+    corrections = EmulatorCorrections()
     operator = boto3.client("rds", region_name=SECONDARY)
     corrections.hook(operator)
     operator.promote_read_replica(DBInstanceIdentifier=identifier, BackupRetentionPeriod=1)
