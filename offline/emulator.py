@@ -157,7 +157,10 @@ class EmulatorCorrections:
       both fields are corrected in DescribeDBInstances answers.
 
     Every successful call is also counted, so a drill can prove "exactly one promotion".
+    ``environment()`` hands the promotions to a child process (``from_environment``).
     """
+
+    ENV = "EMULATED_PROMOTIONS"  # comma-separated identifiers
 
     def __init__(self, promoted: Iterable[str] = ()):
         self.calls: list[str] = []
@@ -167,6 +170,18 @@ class EmulatorCorrections:
 
     def count(self, operation: str) -> int:
         return self.calls.count(operation)
+
+    def forget(self, identifier: str) -> None:
+        """``identifier`` was deleted: an instance created under it later is a new one."""
+        self.promoted_ids.discard(identifier)
+
+    def environment(self) -> dict[str, str]:
+        return {self.ENV: ",".join(sorted(self.promoted_ids))} if self.promoted_ids else {}
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> EmulatorCorrections:
+        value = (env if env is not None else os.environ).get(cls.ENV, "")
+        return cls(promoted=[i for i in value.split(",") if i])
 
     def hook(self, made: Any) -> None:
         events = made.meta.events
@@ -263,6 +278,9 @@ def inventory(endpoint_url: str, regions: Iterable[str]) -> dict[str, set[str]]:
         rds = _client("rds", region, endpoint_url)
         add("rds db-instance", region,
             (d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]))
+        add("rds db-snapshot", region,
+            (d["DBSnapshotIdentifier"] for d in
+             rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]))
         add("rds subnet-group", region,
             (g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]))
         add("rds parameter-group", region,

@@ -89,7 +89,8 @@ class ResourceRecord:
     outputs: dict[str, Any] = field(default_factory=dict)
     # What a re-run compares (property_values), taken when the resource is registered:
     # assets are hashed then, as the engine keeps their hashes in the state.
-    compared: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # Not an __init__ argument, so ``dataclasses.replace`` with other inputs starts afresh.
+    compared: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def target_region(self) -> str | None:
@@ -755,6 +756,23 @@ def _delete_unregistered(previous: LayerRun | None, recorder: _Recorder,
             converging(backend).delete(record)
         recorder.changes[record.urn] = DELETED
     return gone
+
+
+def state_export(run: LayerRun) -> dict[str, Any]:
+    """``run`` as ``pulumi stack export`` prints the stack's state (version 3): each
+    resource's URN, type, custom flag, id, inputs, outputs, parent and provider reference
+    ("<provider URN>::<provider id>"). Values are as recorded (assets stay objects)."""
+    provider_ids = {r.urn: r.id for r in run.resources if r.type == PROVIDER_TYPE}
+    resources = []
+    for r in run.resources:
+        entry: dict[str, Any] = {"urn": r.urn, "type": r.type, "custom": r.custom, "id": r.id,
+                                 "inputs": r.inputs, "outputs": r.outputs}
+        if r.parent_urn:
+            entry["parent"] = r.parent_urn
+        if r.provider_urn:
+            entry["provider"] = f"{r.provider_urn}::{provider_ids.get(r.provider_urn, '')}"
+        resources.append(entry)
+    return {"version": 3, "deployment": {"resources": resources}}
 
 
 def destroy_order(run: LayerRun) -> list[ResourceRecord]:

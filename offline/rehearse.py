@@ -14,8 +14,11 @@
 6. breaks the deployment on purpose, one mutation at a time
    (``offline.mutations``), and checks that the test meant to catch each fails;
 7. runs the regional-outage drill (the emulator refuses every call to the
-   primary region and to Route 53's control plane), and destroys the layers in
-   reverse order;
+   primary region and to Route 53's control plane), then the outage day on the
+   same deployment (``offline.outage_day``: ``make converge`` with the primary
+   region down, the credentials from the secondary region, the integration
+   tests that make sense after a failover, then the region back and the
+   failback of RUNBOOK.md section 3), and destroys the layers in reverse order;
 8. deploys again and runs the instance-failure drill, then destroys the layers
    again and checks that nothing of either deployment is left;
 9. prints what was deployed, what was not emulated (by name), the test,
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +49,7 @@ from typing import Any
 from offline.emulator import apply_environment, emulator_environment, inventory, leftovers, start_emulator
 from offline.harness import REPO_ROOT, LayerRun, run_layer
 from offline.mutations import MUTATIONS, mutated_outputs
+from offline.outage_day import AFTER_FAILOVER_MARKER, OutageDay, OutageDayResult, SeededSecret
 from offline.outputs import write_flat_outputs
 from offline.preflight import check_master_secret
 from shared.config import (
@@ -100,6 +105,7 @@ class DrillResult:
     phases: list[tuple[str, float]] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # calls the played outage refused
+    promoted: list[str] = field(default_factory=list)  # instances the drill promoted
 
     @property
     def ok(self) -> bool:
@@ -116,6 +122,7 @@ class Report:
     corrections: list[str] = field(default_factory=list)
     tests: PytestRun | None = None
     drills: list[DrillResult] = field(default_factory=list)
+    outage_day: OutageDayResult | None = None
     mutations: list[tuple[str, str, bool]] = field(default_factory=list)
     teardown: dict[str, dict[str, Any]] = field(default_factory=dict)
     left: dict[str, list[str]] = field(default_factory=dict)
@@ -136,7 +143,7 @@ def layer_config(suffix: str, primary: str, secondary: str) -> dict[str, Any]:
     return {"environmentSuffix": suffix, "aws:region": primary, "secondaryRegion": secondary}
 
 
-def seed_master_secret(config: dict[str, Any], stack: str) -> str:
+def seed_master_secret(config: dict[str, Any], stack: str) -> SeededSecret:
     """Create the secret an operator creates once before the first deploy, replicated to
     the secondary region (README, Deploying step 1); the deploy preflight's check of it
     must pass, as it must before a real deploy."""
@@ -153,7 +160,7 @@ def seed_master_secret(config: dict[str, Any], stack: str) -> str:
                                   common.secondary_region)
     if problem:
         raise RuntimeError(f"deploy preflight: {problem}")
-    return settings.master_secret_id
+    return SeededSecret(settings.master_secret_id, secret)
 
 
 def delete_master_secret(secret_id: str, primary: str, secondary: str) -> None:
@@ -246,6 +253,7 @@ def run_drill(report: Report, drill: DrillResult, env: dict[str, str]) -> None:
             drill.phases = [tuple(p) for p in drilled["phases"]]
             drill.corrections = list(drilled.get("corrections", []))
             drill.refused = list(drilled.get("refused", []))
+            drill.promoted = list(drilled.get("promoted", []))
     report.drills.append(drill)
     if not drill.ok:
         report.failures.append(f"{drill.name} drill")
@@ -289,14 +297,14 @@ def rehearse(suffix: str, primary: str, secondary: str, outputs_path: Path,
     backup = outputs_path.with_name(outputs_path.name + ".before-rehearsal")
     if previous_outputs is not None:
         backup.write_bytes(previous_outputs)
-    secret_id = None
+    seeded: SeededSecret | None = None
     baseline: dict[str, set[str]] = {}
     deployed_label: str | None = None  # the deployment standing now, if any
     try:
         with report.phase("seed operator prerequisites"):
             # What the emulator holds before the deployment (default VPCs and the like).
             baseline = inventory(emulator.endpoint_url, (primary, secondary))
-            secret_id = seed_master_secret(config, stack)
+            seeded = seed_master_secret(config, stack)
 
         test_env = dict(os.environ, AWS_EMULATOR="moto", FLAT_OUTPUTS_PATH=str(outputs_path))
         test_env.pop("RUN_FAILOVER_DRILL", None)
@@ -312,14 +320,25 @@ def rehearse(suffix: str, primary: str, secondary: str, outputs_path: Path,
 
             if number == 1:
                 with report.phase("integration tests"):
-                    report.tests = run_pytest([str(INTEGRATION_DIR), "-m", "not destructive"], test_env)
+                    report.tests = run_pytest([str(INTEGRATION_DIR), "-m",
+                                               f"not destructive and not {AFTER_FAILOVER_MARKER}"],
+                                              test_env)
                 if not report.tests.ok:
                     report.failures.append("integration tests")
                 if check_mutations and report.tests.ok:
                     with report.phase("mutation checks (tests must fail on a wrong deployment)"):
                         check_tests_bite(report, json.loads(outputs_path.read_text()), test_env)
 
-            run_drill(report, DrillResult(drill_name, drill_test), test_env)
+            drill = DrillResult(drill_name, drill_test)
+            run_drill(report, drill, test_env)
+            if number == 1 and drill.ok:
+                with report.phase("outage day (converge, credentials, tests, failback)"):
+                    report.outage_day, _ = OutageDay(
+                        backend=backend, config=config, stack=stack, runs=runs, secret=seeded,
+                        promoted=drill.promoted, outputs_path=outputs_path, test_env=test_env,
+                        run_tests=run_pytest, integration_dir=INTEGRATION_DIR).run()
+                if not report.outage_day.ok:
+                    report.failures.append("outage day")
             teardown(report, backend, deployed_label)
             deployed_label = None
         report.not_emulated = sorted({f"{n.layer}: {n.type} '{n.name}' ({n.reason})"
@@ -335,8 +354,8 @@ def rehearse(suffix: str, primary: str, secondary: str, outputs_path: Path,
             teardown(report, backend, deployed_label)
         with report.phase("verify nothing is left"):
             try:
-                if secret_id:
-                    delete_master_secret(secret_id, primary, secondary)
+                if seeded:
+                    delete_master_secret(seeded.secret_id, primary, secondary)
                 after = inventory(emulator.endpoint_url, (primary, secondary))
                 report.left = leftovers(baseline, after)
                 report.kms_pending_deletion = len(
@@ -375,6 +394,21 @@ def _render_tests(title: str, result: PytestRun | None) -> list[str]:
     if not result.ok:
         lines.append("  --- pytest output ---")
         lines.extend(f"  {line}" for line in result.output.splitlines()[-80:])
+    return lines
+
+
+def _render_outage_day(day: OutageDayResult | None) -> list[str]:
+    if day is None:
+        return ["", "Outage day: not run (it follows a passing regional-outage drill)"]
+    down = f"{day.primary_region}" + (" and Route 53's control plane" if day.route53_down else "")
+    lines = ["", f"Outage day ({down} down, then back; RUNBOOK.md 2.5, 2.6, 3): "
+                 f"{'passed' if day.ok else 'FAILED'}"]
+    lines.extend(f"  {'ok  ' if step.ok else 'FAIL'}  {step.name}: {step.detail}" for step in day.steps)
+    lines.extend(_render_tests("  after-failover integration tests", day.tests)[1:])
+    if day.refused:
+        lines.append("  calls refused during the outage: " + ", ".join(day.refused))
+    lines.extend(f"  not rehearsed: {item}" for item in day.not_rehearsed)
+    lines.extend(f"  emulator answers corrected: {c}" for c in day.corrections)
     return lines
 
 
@@ -418,6 +452,7 @@ def render(report: Report) -> str:
         if drill.corrections:
             lines.append("  emulator answers the drill corrected to documented AWS behaviour:")
             lines.extend(f"    - {c}" for c in drill.corrections)
+    lines.extend(_render_outage_day(report.outage_day))
     lines.append("")
     lines.append("Teardown (reverse layer order, both deployments):")
     for layer in reversed(LAYERS):
@@ -490,11 +525,23 @@ def _as_json(report: Report) -> dict[str, Any]:
         "drills": [{"name": d.name, "test": d.test, "result": "passed" if d.ok else "failed",
                     "pytest": result(d.run), "phases": d.phases, "corrections": d.corrections,
                     "refused": d.refused} for d in report.drills],
+        "outage_day": _outage_day_json(report.outage_day, result),
         "mutations": report.mutations,
         "teardown": report.teardown, "left": report.left,
         "kms_pending_deletion": report.kms_pending_deletion, "failures": report.failures,
         "passed": not report.failures,
     }
+
+
+def _outage_day_json(day: OutageDayResult | None, result: Callable[[Any], Any]) -> dict[str, Any] | None:
+    if day is None:
+        return None
+    return {"result": "passed" if day.ok else "failed", "primary_region_down": day.primary_region,
+            "route53_control_plane_down": day.route53_down,
+            "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in day.steps],
+            "converge_exits": day.converge_exits, "tests": result(day.tests),
+            "refused": day.refused, "not_rehearsed": day.not_rehearsed,
+            "corrections": day.corrections}
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from offline.emulator import RegionRefusal
+from offline.emulator import EmulatorCorrections, RegionRefusal
 from tests.support.lambdas import load_lambda
 from tests.support.route53_model import HealthCheckSpec, RegionDown, Route53Model, alarm_from_metrics
 
@@ -47,6 +47,8 @@ OUTPUTS_ENV = "FLAT_OUTPUTS_PATH"
 EMULATOR_ENV = "AWS_EMULATOR"
 DRILL_ENV = "RUN_FAILOVER_DRILL"
 DRILL_REPORT_ENV = "DRILL_REPORT_PATH"
+# The after-failover checks (tests/integration/test_after_failover.py) run on request.
+AFTER_FAILOVER_ENV = "RUN_AFTER_FAILOVER"
 # Skip reasons of checks only real AWS can answer start with this (the rehearsal
 # fails on any other skip).
 REAL_AWS_ONLY = "real AWS only"
@@ -68,6 +70,10 @@ def under_emulator() -> bool:
 
 def drill_requested() -> bool:
     return os.environ.get(DRILL_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def after_failover_requested() -> bool:
+    return os.environ.get(AFTER_FAILOVER_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 class Deployment(Mapping[str, Any]):
@@ -98,8 +104,10 @@ class Deployment(Mapping[str, Any]):
 _SESSION = boto3.session.Session()
 
 
-# The outage the rehearsal is playing, if any (its outage day): every client refuses it.
+# The outage the rehearsal is playing, if any (its outage day): every client refuses it;
+# and the promotions it has seen, whose DescribeDBInstances answers moto gets wrong.
 ONGOING_OUTAGE = RegionRefusal.from_environment()
+KNOWN_PROMOTIONS = EmulatorCorrections.from_environment()
 
 
 def client(service: str, region: str) -> Any:
@@ -107,15 +115,20 @@ def client(service: str, region: str) -> Any:
 
     New, so hooks one test adds never reach another; from one session, so service
     models load once. Under the emulator, a client of a region the rehearsal has taken
-    down (``RegionRefusal.ENV``) refuses every call, as that region's endpoint would.
+    down (``RegionRefusal.ENV``) refuses every call, as that region's endpoint would, and
+    the promotions the rehearsal saw (``EmulatorCorrections.ENV``) are corrected in RDS's
+    answers.
     """
     made = _SESSION.client(
         service, region_name=region,
         config=Config(retries={"max_attempts": 5, "mode": "standard"},
                       connect_timeout=10, read_timeout=70),
     )
-    if ONGOING_OUTAGE.active and under_emulator():
-        ONGOING_OUTAGE.hook(made)
+    if under_emulator():
+        if ONGOING_OUTAGE.active:
+            ONGOING_OUTAGE.hook(made)
+        if KNOWN_PROMOTIONS.promoted_ids:
+            KNOWN_PROMOTIONS.hook(made)
     return made
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from offline import converge as converge_module
 from offline import plan as plan_module
-from offline.harness import PROVIDER_TYPE
+from offline.harness import PROVIDER_TYPE, state_export
 from shared.contract import FailoverOutputs, SecondaryDbOutputs
 
 SUFFIX = "cv1"
@@ -38,13 +38,7 @@ def dns_run():
 
 
 def state_resources(run) -> list[dict]:
-    """The layer's resources as `pulumi stack export` lists them (the fields read here)."""
-    provider_ids = {r.urn: r.id for r in run.resources if r.type == PROVIDER_TYPE}
-    return [{"urn": r.urn, "type": r.type, "custom": r.custom, "id": r.id,
-             "inputs": r.inputs,
-             **({"provider": f"{r.provider_urn}::{provider_ids[r.provider_urn]}"}
-                if r.provider_urn else {})}
-            for r in run.resources]
+    return state_export(run)["deployment"]["resources"]
 
 
 def in_aws(run):

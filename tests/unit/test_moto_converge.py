@@ -139,3 +139,47 @@ def test_a_replica_promoted_outside_pulumi_is_not_promoted_again(emulator):
     assert corrections.applied  # the refresh did read the corrected answer
     assert backend.refused == []
     assert _replica(runs)["BackupRetentionPeriod"] == RETENTION  # from 1, by the modify
+
+
+def _policy_program(resource: str):
+    def program() -> None:
+        import json
+
+        import pulumi
+        import pulumi_aws as aws
+
+        provider = aws.Provider("aws-secondary-cv6", region=SECONDARY)
+        aws.iam.Policy("db-connect-cv6", name="db-connect-cv6", policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": resource}]}),
+            opts=pulumi.ResourceOptions(provider=provider))
+    return program
+
+
+def test_a_changed_policy_document_becomes_the_default_version_and_the_policy_still_deletes(emulator):
+    # What a failback does to databaseConnectPolicyArn: the rebuilt instances have new
+    # resource ids, so the document changes (resourcePolicyUpdate: a new default version).
+    from offline.harness import run_layer
+
+    backend = MotoBackend(emulator)
+    config = layer_config("cv6", PRIMARY, SECONDARY)
+    old_arn = f"arn:aws:rds-db:{SECONDARY}:123456789012:dbuser:db-OLD/app"
+    new_arn = f"arn:aws:rds-db:{SECONDARY}:123456789012:dbuser:db-NEW/app"
+    deployed = run_layer("dns-failover", config, stack="cv6", backend=backend,
+                         program=_policy_program(old_arn))
+    policy = next(r for r in deployed.resources if r.type == "aws:iam/policy:Policy")
+    updated = run_layer("dns-failover", config, stack="cv6", backend=backend,
+                        program=_policy_program(new_arn), previous=deployed)
+    assert updated.changes[policy.urn] == UPDATED
+    iam = boto3.client("iam", region_name=SECONDARY)
+    versions = iam.list_policy_versions(PolicyArn=policy.id)["Versions"]
+    default = next(v for v in versions if v["IsDefaultVersion"])
+    document = iam.get_policy_version(PolicyArn=policy.id, VersionId=default["VersionId"])
+    assert len(versions) == 2
+    assert new_arn in str(document["PolicyVersion"]["Document"])
+    operations = [c.operation for c in backend.calls if c.service == "iam"]
+    assert operations.index("CreatePolicyVersion") < operations.index("SetDefaultPolicyVersion")
+
+    backend.delete(updated.by_urn(policy.urn))
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_policy(PolicyArn=policy.id)
