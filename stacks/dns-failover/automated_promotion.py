@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-from failover_function import FailoverFunction, FailoverFunctionArgs
+from failover_function import FailoverFunction, FailoverFunctionArgs, errors_alarm
 
 from shared import iam
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
@@ -235,27 +235,12 @@ class Promoter(pulumi.ComponentResource):
                                         depends_on=[permission]),
         )
 
-        errors_name = namer.name("db-promoter-errors")
-        self.errors_alarm = aws.cloudwatch.MetricAlarm(
-            errors_name,
-            name=errors_name,
-            alarm_description=(
-                "The failover promoter failed, or did not run, in the last 5 minutes: automated "
-                "promotion may not happen. Check its log group."
-            ),
-            namespace="AWS/Lambda",
-            metric_name="Errors",
-            dimensions={"FunctionName": self.promoter.function.name},
-            statistic="Sum",
-            period=300,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            # The promoter runs every minute; silence means its schedule or Lambda is broken.
-            treat_missing_data="breaching",
-            alarm_actions=[args.events_topic_arn],
-            ok_actions=[args.events_topic_arn],
-            opts=child,
+        self.errors_alarm = errors_alarm(
+            self.promoter, namer.name("db-promoter-errors"),
+            "The failover promoter failed, or did not run, in the last 5 minutes: automated "
+            "promotion may not happen. Check its log group.",
+            period=300, evaluation_periods=1, datapoints_to_alarm=None,
+            topic_arn=args.events_topic_arn, opts=child,
         )
 
         # One JSON line per decision, e.g. {"action": "promote", ...}; counted per action.

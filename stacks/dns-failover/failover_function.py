@@ -207,6 +207,36 @@ class FailoverFunction(pulumi.ComponentResource):
         )
 
 
+def errors_alarm(function: FailoverFunction, name: str, description: str, *, period: int,
+                 evaluation_periods: int, datapoints_to_alarm: int | None,
+                 topic_arn: pulumi.Input[str], opts: pulumi.ResourceOptions
+                 ) -> aws.cloudwatch.MetricAlarm:
+    """An alarm on ``function``'s Lambda Errors that notifies ``topic_arn`` both ways.
+
+    A period without any datapoint counts as failing (``breaching``): these functions run
+    every minute, so silence means the schedule or Lambda is broken, and a function that
+    does not run checks nothing.
+    """
+    return aws.cloudwatch.MetricAlarm(
+        name,
+        name=name,
+        alarm_description=description,
+        namespace="AWS/Lambda",
+        metric_name="Errors",
+        dimensions={"FunctionName": function.function.name},
+        statistic="Sum",
+        period=period,
+        evaluation_periods=evaluation_periods,
+        datapoints_to_alarm=datapoints_to_alarm,
+        comparison_operator="GreaterThanThreshold",
+        threshold=0,
+        treat_missing_data="breaching",
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        opts=opts,
+    )
+
+
 def vpc_interface_statements(vpc: VpcPlacement) -> list[pulumi.Output[dict[str, Any]]]:
     """What Lambda needs to manage a VPC function's interfaces, as narrow as EC2 allows.
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-from failover_function import FailoverFunction, FailoverFunctionArgs, VpcPlacement
+from failover_function import FailoverFunction, FailoverFunctionArgs, VpcPlacement, errors_alarm
 
 from shared.components.alerting import AlertTopic, AlertTopicArgs
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
@@ -96,29 +96,14 @@ class HealthSignal(pulumi.ComponentResource):
             opts=child,
         ).topic
 
-        alarm_name = namer.name("db-canary-errors")
         m, n = settings.alarm_datapoints, settings.alarm_periods
-        self.alarm = aws.cloudwatch.MetricAlarm(
-            alarm_name,
-            name=alarm_name,
-            alarm_description=(
-                f"Primary PostgreSQL is down or unprobed: the canary failed or did not run in "
-                f"{m} of the last {n} minutes. Wakes the promoter and drives the Route 53 health "
-                f"check behind witness.<zone>."
-            ),
-            namespace="AWS/Lambda",
-            metric_name="Errors",
-            dimensions={"FunctionName": self.canary.function.name},
-            statistic="Sum",
-            period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=n,
-            datapoints_to_alarm=m,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            treat_missing_data="breaching",
-            alarm_actions=[self.alarm_topic.arn],
-            ok_actions=[self.alarm_topic.arn],
-            opts=child,
+        self.alarm = errors_alarm(
+            self.canary, namer.name("db-canary-errors"),
+            f"Primary PostgreSQL is down or unprobed: the canary failed or did not run in "
+            f"{m} of the last {n} minutes. Wakes the promoter and drives the Route 53 health "
+            f"check behind witness.<zone>.",
+            period=ALARM_PERIOD_SECONDS, evaluation_periods=n, datapoints_to_alarm=m,
+            topic_arn=self.alarm_topic.arn, opts=child,
         )
 
         self.register_outputs({

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 from failover_dns import WITNESS_FAILING_ADDRESS, WITNESS_HEALTHY_ADDRESS
-from failover_function import FailoverFunction, FailoverFunctionArgs, VpcPlacement
+from failover_function import FailoverFunction, FailoverFunctionArgs, VpcPlacement, errors_alarm
 from health_signal import CANARY_MEMORY_MB, CANARY_TIMEOUT_MARGIN_SECONDS
 
 from shared.config import ALARM_PERIOD_SECONDS, FailoverSettings
@@ -76,30 +76,15 @@ class ReplicaCanary(pulumi.ComponentResource):
             opts=child,
         )
 
-        alarm_name = namer.name("db-replica-canary-errors")
         m, n = settings.alarm_datapoints, settings.alarm_periods
-        self.alarm = aws.cloudwatch.MetricAlarm(
-            alarm_name,
-            name=alarm_name,
-            alarm_description=(
-                f"The replica (or, after a failover, the new writer) did not accept a TLS "
-                f"connection, or was not probed, in {m} of the last {n} minutes. Before a "
-                f"failover it could not take over; after one, writers cannot reach it."
-            ),
-            namespace="AWS/Lambda",
-            metric_name="Errors",
-            dimensions={"FunctionName": self.canary.function.name},
-            statistic="Sum",
-            period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=n,
-            datapoints_to_alarm=m,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            # A canary that does not run also stops relaying the witness: say so.
-            treat_missing_data="breaching",
-            alarm_actions=[args.events_topic_arn],
-            ok_actions=[args.events_topic_arn],
-            opts=child,
+        # A canary that does not run also stops relaying the witness: silence alarms too.
+        self.alarm = errors_alarm(
+            self.canary, namer.name("db-replica-canary-errors"),
+            f"The replica (or, after a failover, the new writer) did not accept a TLS "
+            f"connection, or was not probed, in {m} of the last {n} minutes. Before a "
+            f"failover it could not take over; after one, writers cannot reach it.",
+            period=ALARM_PERIOD_SECONDS, evaluation_periods=n, datapoints_to_alarm=m,
+            topic_arn=args.events_topic_arn, opts=child,
         )
         self.register_outputs({
             "functionName": self.canary.function.name,
