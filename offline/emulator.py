@@ -7,22 +7,27 @@ at it with throw-away credentials, so nothing can reach a real account; and
 region, so the rehearsal can prove that a teardown left nothing behind.
 
 Two things are played on the boto3 clients that talk to it, in the open:
-``RegionRefusal`` (a region, and Route 53's control plane, that do not answer: the
-regional outage of the drills, the outage day and the converge) and
-``EmulatorCorrections`` (where moto departs from documented AWS behaviour).
+``RegionRefusal`` (a region, and the global services' endpoints that live there, such
+as Route 53's control plane in us-east-1, that do not answer: the regional outage of the
+drills, the outage day and the converge) and ``EmulatorCorrections`` (where moto departs
+from documented AWS behaviour).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
+from botocore.loaders import create_loader
 
 from offline.harness import OFFLINE_ACCOUNT_ID
 
@@ -74,9 +79,41 @@ def apply_environment(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
+@functools.lru_cache(maxsize=1)
+def _endpoint_data() -> dict[str, Any]:
+    return create_loader().load_data("endpoints")
+
+
+def endpoint_region(service: str, region: str) -> str:
+    """The region whose endpoint answers ``service`` for a client of ``region``.
+
+    A regional service answers in the client's region. A global one (``isRegionalized:
+    false`` in botocore's endpoint data: Route 53, IAM, CloudFront, Organizations) has one
+    endpoint per partition, in the region its ``credentialScope`` names: route53.amazonaws.com
+    is in us-east-1 whatever region the client names (AWS Fault Isolation Boundaries,
+    "Global services": their control planes live in one region).
+    """
+    for partition in _endpoint_data()["partitions"]:
+        found = partition.get("services", {}).get(service, {})
+        named = found.get("endpoints", {}).get(region, {}).get("credentialScope", {}).get("region")
+        if named and region not in partition.get("regions", {}):
+            # A client botocore already pointed at the global endpoint: its region_name is
+            # the endpoint's name ("aws-global"), and the endpoint's scope says where it is.
+            return named
+        if region not in partition.get("regions", {}) and not re.match(
+                partition.get("regionRegex", "$^"), region):
+            continue
+        home = found.get("partitionEndpoint")
+        if found.get("isRegionalized") is False and home:
+            return found["endpoints"].get(home, {}).get("credentialScope", {}).get("region", region)
+        return region
+    return region
+
+
 @dataclass(frozen=True)
 class ApiCall:
-    """One AWS API call a client made (or, refused, tried to make)."""
+    """One AWS API call a client made (or, refused, tried to make), with the region of the
+    endpoint it went to (``endpoint_region``: us-east-1 for Route 53's API)."""
 
     service: str
     region: str
@@ -85,16 +122,28 @@ class ApiCall:
     def __str__(self) -> str:
         return f"{self.service}:{self.operation} ({self.region})"
 
+    @classmethod
+    def of(cls, made: Any, operation: str) -> ApiCall:
+        """The call ``operation`` of the boto3 client ``made``."""
+        service = made.meta.service_model.service_name
+        return cls(service, endpoint_region(service, made.meta.region_name), operation)
+
 
 class RegionRefusal:
-    """A regional outage, played on the boto3 clients it hooks.
+    """A regional outage, played on the boto3 clients it hooks: the one mechanism every
+    emulated client uses (the MotoBackend's, the drills', the integration tests' and the
+    promoter's in tests/support/moto_failover.py).
 
-    While it refuses, every call to one of ``regions``, and with ``route53`` every Route 53
-    call (its control plane lives in us-east-1; the data plane, DNS answers and health
-    checks, is global and not an API call), fails before anything is sent, with the
-    EndpointConnectionError botocore raises for an unreachable endpoint. ``refused`` lists
-    what was refused. ``environment()`` hands the same outage to a child process, which
-    rebuilds it with ``from_environment``.
+    While it refuses, every call whose endpoint is in one of ``regions`` fails before
+    anything is sent, with the EndpointConnectionError botocore raises for an unreachable
+    endpoint. That includes the global services whose single endpoint lives there
+    (``endpoint_region``): refusing us-east-1 refuses Route 53's control plane
+    (route53.amazonaws.com) and IAM's too, from clients of any region. ``route53=True``
+    also refuses Route 53's control plane while its home region answers (a what-if the
+    drills play with other primary regions). Route 53's data plane (DNS answers, health
+    checkers) is global and no API call, so nothing here touches it. ``refused`` lists what
+    was refused. ``environment()`` hands the same outage to a child process, which rebuilds
+    it with ``from_environment``.
     """
 
     ENV = "EMULATED_OUTAGE"  # "<region>[,<region>...][;route53]"
@@ -115,22 +164,23 @@ class RegionRefusal:
         return bool(self.regions) or self.route53
 
     def refuses(self, service: str, region: str) -> bool:
-        return region in self.regions or (self.route53 and service == "route53")
+        """Whether a call of a ``service`` client of ``region`` is refused now."""
+        return (endpoint_region(service, region) in self.regions
+                or (self.route53 and service == "route53"))
 
     def check(self, call: ApiCall) -> None:
-        """Raise as an unreachable endpoint does if ``call`` goes where nothing answers."""
-        if self.refuses(call.service, call.region):
+        """Raise as an unreachable endpoint does if ``call`` goes where nothing answers
+        (``call.region`` is the endpoint's region, see ``ApiCall.of``)."""
+        if call.region in self.regions or (self.route53 and call.service == "route53"):
             self.refused.append(call)
             raise EndpointConnectionError(
                 endpoint_url=f"https://{call.service}.{call.region}.unreachable.invalid")
 
     def hook(self, made: Any) -> None:
         """Refuse ``made``'s calls while this outage lasts (botocore before-call event)."""
-        service = made.meta.service_model.service_name
-        region = made.meta.region_name
 
         def before_call(model: Any, **_: Any) -> None:
-            self.check(ApiCall(service, region, model.name))
+            self.check(ApiCall.of(made, model.name))
 
         made.meta.events.register("before-call.*.*", before_call)
 
@@ -155,6 +205,13 @@ class EmulatorCorrections:
       "if this DB instance is a read replica"). Once a successful promotion is seen on a
       hooked client, or named up front (``promoted``: a promotion another process made),
       both fields are corrected in DescribeDBInstances answers.
+    * RDS PromoteReadReplica of an instance that is no longer a read replica: moto answers
+      it as a success and changes nothing. AWS refuses it with InvalidDBInstanceState
+      (RDS API Reference, PromoteReadReplica, Errors: "The DB instance isn't in a valid
+      state", HTTP 400): that is what a ``pulumi up --refresh=false`` dropping
+      ``replicate_source_db`` from an instance promoted outside Pulumi runs into
+      (stacks/secondary-db/Pulumi.yaml). A call for an instance this object knows as
+      promoted is answered so, before it reaches moto.
 
     Every successful call is also counted, so a drill can prove "exactly one promotion".
     ``environment()`` hands the promotions to a child process (``from_environment``).
@@ -171,9 +228,14 @@ class EmulatorCorrections:
     def count(self, operation: str) -> int:
         return self.calls.count(operation)
 
+    def promoted_elsewhere(self, identifiers: Iterable[str]) -> None:
+        """Instances promoted by another process (the drills' promoter, an operator)."""
+        self.promoted_ids.update(identifiers)
+
     def forget(self, identifier: str) -> None:
         """``identifier`` was deleted: an instance created under it later is a new one."""
         self.promoted_ids.discard(identifier)
+        self.promoted_arns = {arn for arn in self.promoted_arns if not arn.endswith(f":db:{identifier}")}
 
     def environment(self) -> dict[str, str]:
         return {self.ENV: ",".join(sorted(self.promoted_ids))} if self.promoted_ids else {}
@@ -187,6 +249,7 @@ class EmulatorCorrections:
         events = made.meta.events
         events.register("after-call.*.*", self._count)
         if made.meta.service_model.service_name == "rds":
+            events.register("before-call.rds.PromoteReadReplica", self._promote_standalone)
             events.register("after-call.rds.PromoteReadReplica", self._promoted)
             events.register("after-call.rds.DescribeDBInstances", self._describe_corrected)
 
@@ -205,6 +268,19 @@ class EmulatorCorrections:
             instance = parsed.get("DBInstance") or {}
             self.promoted_arns.add(instance.get("DBInstanceArn", ""))
             self.promoted_ids.add(instance.get("DBInstanceIdentifier", ""))
+
+    def _promote_standalone(self, params: Mapping[str, Any], **_: Any
+                            ) -> tuple[AWSResponse, dict[str, Any]] | None:
+        identifier = (params.get("body") or {}).get("DBInstanceIdentifier")
+        if identifier not in self.promoted_ids and identifier not in self.promoted_arns:
+            return None
+        self._applied("RDS PromoteReadReplica: an instance that stands alone is refused with "
+                      "InvalidDBInstanceState (moto answers it as a success)")
+        message = f"DB instance {identifier} is not a read replica."
+        return AWSResponse(None, 400, {}, None), {
+            "Error": {"Code": "InvalidDBInstanceState", "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
 
     def _describe_corrected(self, parsed: dict[str, Any], **_: Any) -> None:
         for instance in parsed.get("DBInstances", []):

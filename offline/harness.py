@@ -53,16 +53,23 @@ PROVIDER_TYPE = "pulumi:providers:aws"
 # Type tokens of pulumi.dynamic resources ("pulumi-python:dynamic/<module>:<name>").
 DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 # What happened to a resource when a layer ran against its previous run (LayerRun.changes).
 CREATED, UPDATED, DELETED, UNCHANGED = "created", "updated", "deleted", "unchanged"
-# A resource outside ``run_layer(targets=...)`` whose inputs changed: as `pulumi up --target`
-# does, its state (old inputs, id and outputs) is kept and no provider is called.
-SKIPPED = "skipped"
+# Outside ``run_layer(targets=...)``, as `pulumi up --target` treats a resource (the engine's
+# step generator): one the state holds and the program changed keeps its state (old inputs,
+# id and outputs) and no provider is called (SKIPPED); one the state does not hold is not
+# created and not written to the state (SKIPPED_CREATE).
+SKIPPED, SKIPPED_CREATE = "skipped", "skipped-create"
 
 
 class UntargetedCreateError(RuntimeError):
-    """A resource the state does not hold yet is outside ``targets``: `pulumi up --target`
-    would not create it, and a targeted resource may need it."""
+    """A resource that takes part in a targeted run needs one `pulumi up --target` does not
+    create (new and not targeted): the engine refuses such a run, and so does the harness."""
+
+
+class ReadNotEmulated(NotImplementedError):
+    """A backend cannot read this resource back for a refresh; its state is kept as it is."""
 
 
 @dataclass
@@ -121,6 +128,10 @@ class LayerRun:
     changes: dict[str, str] = field(default_factory=dict)
     # Records of the previous run the program no longer registers, in deletion order.
     deleted: list[ResourceRecord] = field(default_factory=list)
+    # With refresh: URN -> the properties the refresh found changed in AWS ("<gone>" when
+    # the resource no longer exists), and URN -> why a resource could not be read back.
+    refreshed: dict[str, list[str]] = field(default_factory=dict)
+    not_refreshed: dict[str, str] = field(default_factory=dict)
 
     def of_type(self, type_: str) -> list[ResourceRecord]:
         return [r for r in self.resources if r.type == type_]
@@ -160,6 +171,15 @@ class ConvergingBackend(Backend, Protocol):
 
     def delete(self, previous: ResourceRecord) -> None:
         """Delete the resource ``previous`` describes."""
+
+
+class RefreshingBackend(ConvergingBackend, Protocol):
+    """A converging backend that can also read deployed resources back (``refresh``)."""
+
+    def read(self, previous: ResourceRecord) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """What the provider's read finds for the resource ``previous`` describes: its inputs
+        and outputs as the refreshed state holds them, or None when it no longer exists.
+        Raises ReadNotEmulated when the backend cannot read this type."""
 
 
 def _short_hash(*parts: str, length: int = 17) -> str:
@@ -304,6 +324,17 @@ class SyntheticBackend:
 
     def delete(self, previous: ResourceRecord) -> None:
         """Nothing exists anywhere, so there is nothing to delete."""
+
+    def read(self, previous: ResourceRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The state as it is: nothing here changes outside the program, except an instance
+        ``promoted_instances`` names, which reads back without its source (resourceInstanceRead
+        sets replicate_source_db from ReadReplicaSourceDBInstanceIdentifier)."""
+        inputs, outputs = dict(previous.inputs), dict(previous.outputs)
+        identifier = str(previous.outputs.get("identifier") or previous.inputs.get("identifier"))
+        if previous.type == "aws:rds/instance:Instance" and identifier in self.promoted_instances:
+            inputs.pop("replicateSourceDb", None)
+            outputs["replicateSourceDb"] = ""
+        return inputs, outputs
 
     # ---------------------------------------------------------------- invokes
     def call(self, token: str, args: dict[str, Any], region: str | None) -> dict[str, Any]:
@@ -492,6 +523,7 @@ class _Recorder:
         self.previous = {r.urn: r for r in previous.resources} if previous else {}
         self.targets = targets
         self.changes: dict[str, str] = {}
+        self.skipped_creates: set[str] = set()
         self.records: list[ResourceRecord] = []
         self.providers: dict[str, ResourceRecord] = {}  # provider URN -> record
         self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
@@ -534,9 +566,12 @@ class _Recorder:
             record.provider_urn = provider.urn
             record.region = provider.region
             record.default_tags = provider.default_tags
+        self._ignore_changes(record)
         change = self._change(record)
-        if args.custom and self.targets is not None and record.urn not in self.targets:
-            return self._untargeted(record, change)
+        if self.targets is not None:
+            if record.urn not in self.targets and record.type != ROOT_STACK_TYPE:
+                return self._untargeted(record, change)
+            self._refuse_skipped_dependencies(record)
         if not args.custom:
             record.id = ""
         elif change == CREATED:
@@ -551,15 +586,41 @@ class _Recorder:
                 self.previous[record.urn], record)
         return self._keep(record, change)
 
+    def _ignore_changes(self, record: ResourceRecord) -> None:
+        """processIgnoreChanges: an ignored property keeps the state's value (or stays unset
+        if the state has none), so the provider is handed what the state holds."""
+        prior = self.previous.get(record.urn)
+        if prior is None:
+            return
+        for key in record.ignore_changes:
+            if key in prior.inputs:
+                record.inputs[key] = prior.inputs[key]
+            else:
+                record.inputs.pop(key, None)
+
     def _untargeted(self, record: ResourceRecord, change: str) -> tuple[str, dict[str, Any]]:
-        """Outside ``targets``: the state's record stands as it is, whatever the program says."""
+        """Outside ``targets``: the state's record stands as it is, whatever the program says;
+        a resource the state does not hold is not created and not recorded (a skipped
+        create: the program gets no id and no outputs for it)."""
         if change == CREATED:
-            raise UntargetedCreateError(
-                f"{record.type} {record.name} ({record.urn}) is not in the state and not "
-                "targeted: `pulumi up --target` would not create it")
+            self.skipped_creates.add(record.urn)
+            self.changes[record.urn] = SKIPPED_CREATE
+            return "", {}
         prior = self.previous[record.urn]
         kept = replace(prior, inputs=dict(prior.inputs), outputs=dict(prior.outputs))
         return self._keep(kept, UNCHANGED if change == UNCHANGED else SKIPPED)
+
+    def _refuse_skipped_dependencies(self, record: ResourceRecord) -> None:
+        """The engine's check of a targeted step (validateSteps): none of what it needs (its
+        parent, its dependencies, its provider) may be a create the targets skipped."""
+        needed = [record.parent_urn, *record.dependencies, record.provider_urn]
+        skipped = [urn for urn in needed if urn in self.skipped_creates]
+        if skipped:
+            raise UntargetedCreateError(
+                f"{record.type} {record.name} ({record.urn}) is targeted, but it needs "
+                f"{', '.join(skipped)}, which the state does not hold and the targets do not "
+                "include: `pulumi up --target` refuses to run (the engine's \"untargeted "
+                "create\"); add it to the targets")
 
     def _change(self, record: ResourceRecord) -> str:
         prior = self.previous.get(record.urn)
@@ -605,6 +666,15 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             "urn": urn, "parent": request.parent,
         }
         return super().ReadResource(request)
+
+
+def refreshes_on_update(layer: str) -> bool:
+    """Whether ``pulumi up`` of ``layer`` refreshes first unless told ``--refresh=false``
+    (``options: refresh: always`` in its Pulumi.yaml)."""
+    import yaml
+
+    project = yaml.safe_load((layer_dir(layer) / "Pulumi.yaml").read_text()) or {}
+    return str((project.get("options") or {}).get("refresh", "")).lower() == "always"
 
 
 def layer_dir(layer: str) -> Path:
@@ -658,6 +728,7 @@ def run_layer(
     program: Callable[[], None] | None = None,
     previous: LayerRun | None = None,
     targets: Iterable[str] | None = None,
+    refresh: bool = False,
 ) -> LayerRun:
     """Run ``stacks/<layer>/__main__.py`` under mocks and return what it did.
 
@@ -675,12 +746,26 @@ def run_layer(
     happened to every URN. The backend must then be a ``ConvergingBackend`` (TypeError
     before the program runs otherwise).
 
-    ``targets`` (URNs, with ``previous``) is ``pulumi up --target``: a custom resource outside
-    it keeps its previous record (inputs, id, outputs) and no backend call is made, even if
-    the program changed it (``SKIPPED``); one that is not in ``previous`` raises
-    ``UntargetedCreateError``; previous resources the program no longer registers are
-    deleted only if targeted. Providers, components and stack references call no backend
-    and are not filtered.
+    Properties the program lists in ``ignore_changes`` keep the state's value, in the
+    record and in what ``backend.update`` is handed, as the engine keeps them.
+
+    ``targets`` (URNs, with ``previous``) is ``pulumi up --target``: a resource outside it
+    that ``previous`` holds keeps its previous record (inputs, id, outputs) and no backend
+    call is made, even if the program changed it (``SKIPPED`` then, else ``UNCHANGED``); one
+    ``previous`` does not hold is not created and not recorded (``SKIPPED_CREATE``); a
+    targeted resource that needs a skipped create (parent, dependency or provider) raises
+    ``UntargetedCreateError`` before its backend call, as the engine refuses such a run.
+    Previous resources the program no longer registers are deleted only if targeted.
+    Providers and stack references always take part (the engine targets providers
+    implicitly; stack references are reads).
+
+    ``refresh`` (with ``previous``, without ``targets``) is ``pulumi up --refresh`` (or a
+    project whose Pulumi.yaml says ``refresh: always``): before the program runs, every
+    resource of ``previous`` the backend holds is read back (``RefreshingBackend.read``) and
+    the program is compared with what was read. ``LayerRun.refreshed`` says what the refresh
+    found changed; a resource the backend cannot read (``ReadNotEmulated``) keeps its state
+    and is listed in ``LayerRun.not_refreshed`` with the reason. Without ``refresh`` this is
+    ``pulumi up --refresh=false``: the state is taken as it is.
     """
     if layer not in PROJECTS:
         raise ValueError(f"unknown layer {layer!r}")
@@ -692,6 +777,17 @@ def run_layer(
         converging(backend)
     if targets is not None and previous is None:
         raise ValueError("targets select resources of a previous run: pass previous too")
+    if refresh and previous is None:
+        raise ValueError("refresh reads the resources of a previous run: pass previous too")
+    if refresh and targets is not None:
+        # What the engine refreshes under --target is not emulated: refuse, not guess.
+        raise ValueError("refresh together with targets is not emulated: run the refreshing "
+                         "update without targets, or the targeted one with refresh=False")
+    refreshed: dict[str, list[str]] = {}
+    not_refreshed: dict[str, str] = {}
+    if refresh:
+        assert previous is not None
+        previous = _refreshed(previous, backend, refreshed, not_refreshed)
 
     def main() -> None:
         runpy.run_path(str(layer_dir(layer) / "__main__.py"), run_name="__main__")
@@ -726,7 +822,44 @@ def run_layer(
                 del sys.modules[name]
     deleted = _delete_unregistered(previous, recorder, backend)
     return LayerRun(layer, project, stack, recorder.records, exports, secrets, recorder.invokes,
-                    changes=recorder.changes, deleted=deleted)
+                    changes=recorder.changes, deleted=deleted, refreshed=refreshed,
+                    not_refreshed=not_refreshed)
+
+
+# A refresh found the resource gone (LayerRun.refreshed).
+GONE = "<gone>"
+
+
+def _refreshed(previous: LayerRun, backend: Backend, refreshed: dict[str, list[str]],
+               not_refreshed: dict[str, str]) -> LayerRun:
+    """``previous`` as a refresh leaves its state: each resource the backend holds is read
+    back; one that no longer exists leaves the state (the program then creates it again)."""
+    read = getattr(backend, "read", None)
+    if not callable(read):
+        raise TypeError(f"{type(backend).__name__} cannot refresh: it has no read "
+                        "(see offline.harness.RefreshingBackend)")
+    kept: list[ResourceRecord] = []
+    for record in previous.resources:
+        if not record.custom or record.type in (PROVIDER_TYPE, STACK_REFERENCE_TYPE):
+            kept.append(record)  # nothing in AWS to read
+            continue
+        try:
+            found = read(record)
+        except ReadNotEmulated as exc:
+            not_refreshed[record.urn] = str(exc)
+            kept.append(record)
+            continue
+        if found is None:
+            refreshed[record.urn] = [GONE]
+            continue
+        inputs, outputs = found
+        changed = sorted(key for key in set(record.inputs) | set(inputs)
+                         if comparable(record.inputs.get(key), record.layer)
+                         != comparable(inputs.get(key), record.layer))
+        if changed:
+            refreshed[record.urn] = changed
+        kept.append(replace(record, inputs=dict(inputs), outputs=dict(outputs)))
+    return replace(previous, resources=kept)
 
 
 def converging(backend: Backend) -> ConvergingBackend:
@@ -746,9 +879,10 @@ def _delete_unregistered(previous: LayerRun | None, recorder: _Recorder,
     gone = _reverse_dependency_order([r for r in previous.resources if r.urn not in recorder.changes])
     if recorder.targets is not None:
         # `pulumi up --target` deletes only targeted resources; the others stay in the state.
-        for record in [r for r in gone if r.custom and r.urn not in recorder.targets]:
+        untargeted = {r.urn for r in gone if r.type != PROVIDER_TYPE and r.urn not in recorder.targets}
+        for record in [r for r in gone if r.urn in untargeted]:
             recorder._keep(record, SKIPPED)
-        gone = [r for r in gone if not (r.custom and r.urn not in recorder.targets)]
+        gone = [r for r in gone if r.urn not in untargeted]
     for record in gone:
         # Providers, components and stack references hold nothing in AWS: the engine only
         # forgets them.
@@ -832,6 +966,8 @@ def run_all(
     backend: Backend | None = None,
     layers: Iterable[str] = LAYERS,
     previous: Mapping[str, LayerRun] | None = None,
+    refresh: Iterable[str] = (),
+    targets: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, LayerRun]:
     """Run the layers in dependency order, each seeing the others' real exports.
 
@@ -843,21 +979,28 @@ def run_all(
     layers of ``previous`` not among ``layers`` are left alone, their exports still read
     by the layers that are run. So ``layers=("secondary-db", "dns-failover")`` updates
     those two without running, or calling the backend for, the layers below them.
+    ``refresh`` names the layers re-run with ``refresh=True``, ``targets`` maps a layer to
+    its ``targets`` (see ``run_layer``).
     """
     backend = backend or SyntheticBackend()
     runs: dict[str, LayerRun] = {}
     previous = previous or {}
+    layers = list(layers)
+    refresh, targets = set(refresh), dict(targets or {})
+    unknown = sorted((refresh | set(targets)) - set(layers))
+    if unknown:
+        raise ValueError(f"refresh/targets name layers that are not run: {', '.join(unknown)}")
     upstream: dict[str, dict[str, Any]] = {}
     for layer, run in previous.items():
         prior = DictSource(layer_configs(config or {}, {}, [layer])[layer], stack=stack,
                            organization=organization)
         upstream[stack_reference_name(load_common(prior), layer)] = run.exports
-    layers = list(layers)
     configs = layer_configs(config or {}, layer_config or {}, layers)
     for layer in layers:
         merged = configs[layer]
         run = run_layer(layer, merged, stack=stack, organization=organization,
-                        upstream=upstream, backend=backend, previous=previous.get(layer))
+                        upstream=upstream, backend=backend, previous=previous.get(layer),
+                        refresh=layer in refresh, targets=targets.get(layer))
         runs[layer] = run
         common = load_common(DictSource(merged, stack=stack, organization=organization))
         upstream[stack_reference_name(common, layer)] = run.exports

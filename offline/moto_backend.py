@@ -20,16 +20,27 @@ rehearsal report names it. Every created resource is remembered with a deleter
 so ``destroy_layer`` can tear a layer down in reverse creation order.
 
 Converging a deployed layer (``offline.harness.run_layer(..., previous=...)``) goes
-through ``update`` and ``delete``. Update handlers (``updates``) make the calls the
-Terraform AWS provider v6 (which pulumi-aws 7 wraps) makes on update, in its order; a
-type without one fails with ``UpdateNotEmulated`` naming it, never with a guess.
-``delete`` runs the deleter kept when the resource was created, found by URN.
+through ``update``, ``delete`` and, with ``refresh``, ``read``. Update handlers
+(``updates``) make the calls the Terraform AWS provider (which pulumi-aws 7 wraps) makes
+on update, in its order, against the state they are handed (the update reads nothing
+first: a refresh does, ``read``): for a converge after a failover, the replica
+(resourceInstanceUpdate: PromoteReadReplica, then ModifyDBInstance) and the writer record
+(resourceRecordUpdate: ChangeResourceRecordSets UPSERT). A type without one fails with
+``UpdateNotEmulated`` naming it, before any call, never with a guess. ``delete`` runs the
+deleter kept when the resource was created, found by URN (the lag alarm a promotion
+drops: DeleteAlarms, as resourceMetricAlarmDelete); a resource the backend did not
+create fails with ``DeleteNotEmulated``. ``read`` reads back the types ``reads`` knows
+(the RDS instance, whose promotion happens outside Pulumi) and raises the harness's
+``ReadNotEmulated`` for the rest, which the harness keeps and lists.
 
-Every call the backend's clients make is logged in ``calls``. ``refuse(regions,
-route53=...)`` plays an unreachable region: from then on every call of a client for
-one of those regions (and, with ``route53``, every Route 53 call: its control plane
-lives in us-east-1) fails before it is sent, with botocore's EndpointConnectionError as
-an unreachable endpoint does, and is logged in ``refused``.
+Every call the backend's clients make is logged in ``calls``, with the region of the
+endpoint it goes to. ``refuse(regions, route53=...)`` plays an unreachable region
+(``offline.emulator.RegionRefusal``): from then on every call whose endpoint is in one
+of those regions (Route 53's and IAM's APIs are in us-east-1), and with ``route53`` every
+Route 53 call, fails before it is sent, with botocore's EndpointConnectionError as an
+unreachable endpoint does, and is logged in ``refused``. Hook an
+``offline.emulator.EmulatorCorrections`` (``add_client_hook``) to read AWS's answers
+where moto's differ (a promoted replica, a promotion of an instance standing alone).
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ from botocore.exceptions import ClientError
 
 from offline.emulator import ApiCall, RegionRefusal
 from offline.harness import (
+    ReadNotEmulated,
     ResourceRecord,
     SyntheticBackend,
     changed_inputs,
@@ -85,13 +97,17 @@ Handler = Callable[["MotoBackend", ResourceRecord, str], tuple[str, dict[str, An
 # (backend, previous record, new record, region) -> (id, outputs, deleter or None to keep it)
 Updater = Callable[["MotoBackend", ResourceRecord, ResourceRecord, str],
                    tuple[str, dict[str, Any], Deleter | None]]
+# (backend, state record, region) -> (inputs, outputs) as refreshed, or None when gone
+Reader = Callable[["MotoBackend", ResourceRecord, str],
+                  tuple[dict[str, Any], dict[str, Any]] | None]
 # Called with every boto3 client the backend makes (botocore event hooks and the like).
 ClientHook = Callable[[Any], None]
 _HANDLERS: dict[str, Handler] = {}
 _UPDATERS: dict[str, Updater] = {}
+_READERS: dict[str, Reader] = {}
 
 
-_F = TypeVar("_F", Handler, Updater)
+_F = TypeVar("_F", Handler, Updater, Reader)
 
 
 def _registry(table: dict[str, _F]) -> Callable[..., Callable[[_F], _F]]:
@@ -106,7 +122,8 @@ def _registry(table: dict[str, _F]) -> Callable[..., Callable[[_F], _F]]:
 
 
 handles = _registry(_HANDLERS)  # the create of each type
-updates = _registry(_UPDATERS)  # the update of each type
+updates = _registry(_UPDATERS)  # the update of each type (a converge)
+reads = _registry(_READERS)  # the read of each type (a converge's refresh)
 
 
 def emulated_types() -> tuple[str, ...]:
@@ -119,8 +136,17 @@ def updatable_types() -> tuple[str, ...]:
     return tuple(sorted(_UPDATERS))
 
 
+def readable_types() -> tuple[str, ...]:
+    """The resource types a refresh can read back from the emulator."""
+    return tuple(sorted(_READERS))
+
+
 class UpdateNotEmulated(RuntimeError):
     """A converge needs an update the backend does not know how the provider makes."""
+
+
+class DeleteNotEmulated(RuntimeError):
+    """A converge needs a delete of something the backend did not create."""
 
 
 @dataclass
@@ -216,6 +242,11 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _provider_local(record: ResourceRecord) -> bool:
+    """A resource of a provider that holds nothing in AWS (pulumi-random's id)."""
+    return record.type.startswith("random:")
+
+
 def _tolerant(call: Callable[[], Any], what: str) -> str:
     """Run a delete; an already-deleted resource is not an error."""
     try:
@@ -271,7 +302,7 @@ class MotoBackend:
                 service, region_name=region, endpoint_url=self.endpoint_url,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}),
             )
-            made.meta.events.register("before-call.*.*", self._before_call(service, region))
+            made.meta.events.register("before-call.*.*", self._before_call(made))
             for hook in self._client_hooks:
                 hook(made)
             self._clients[key] = made
@@ -285,8 +316,9 @@ class MotoBackend:
             hook(made)
 
     def refuse(self, regions: Iterable[str], *, route53: bool = False) -> None:
-        """From now on, fail every call to ``regions`` (and, with ``route53``, to Route 53,
-        whose control plane is in us-east-1) as an unreachable endpoint does."""
+        """From now on, fail every call whose endpoint is in ``regions`` (us-east-1 includes
+        Route 53's and IAM's APIs) and, with ``route53``, every Route 53 call, as an
+        unreachable endpoint does (``RegionRefusal``)."""
         self.outage.refuse(regions, route53=route53)
 
     def stop_refusing(self) -> None:
@@ -296,9 +328,9 @@ class MotoBackend:
     def refused(self) -> list[ApiCall]:
         return self.outage.refused
 
-    def _before_call(self, service: str, region: str) -> Callable[..., None]:
+    def _before_call(self, made: Any) -> Callable[..., None]:
         def before_call(model: Any, **_: Any) -> None:
-            call = ApiCall(service, region, model.name)
+            call = ApiCall.of(made, model.name)
             self.outage.check(call)
             self.calls.append(call)
         return before_call
@@ -371,24 +403,19 @@ class MotoBackend:
 
     def update(self, previous: ResourceRecord, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
         """Bring the resource ``previous`` describes to ``record``'s inputs, as the provider's
-        update does; UpdateNotEmulated when no handler knows how."""
+        update does; UpdateNotEmulated, before any call, for a type no updater knows."""
         with self._lock:
             region = record.region or self._default_region
-            if record.type not in _HANDLERS:
-                # Never created in the emulator (reported as not emulated): nothing to update.
-                self.not_emulated.append(NotEmulated(record.layer, record.type, record.name,
-                                                     "no emulator handler for this type (update)"))
+            if _provider_local(record):
                 return self.fallback.update(previous, record)
             updater = _UPDATERS.get(record.type)
             if updater is None:
                 raise UpdateNotEmulated(
                     f"{record.type} '{record.name}' in {region}: the emulator backend has no update "
-                    f"handler for this type (changed: {', '.join(changed_inputs(previous, record))}); "
-                    "teach offline/moto_backend.py the provider's update before converging it")
-            created = self.created_by_urn(previous.urn)
-            if created is None:
-                raise UpdateNotEmulated(f"{record.type} '{record.name}': the backend did not create "
-                                        f"{previous.urn}, so it cannot update it")
+                    f"for this type (changed: {', '.join(changed_inputs(previous, record))}); it "
+                    f"updates {', '.join(updatable_types())} only. Teach offline/moto_backend.py "
+                    "the provider's update before converging it")
+            created = self._created(previous, UpdateNotEmulated)
             rid, outputs, deleter = self._run(record, region, "the update of ",
                                               lambda: updater(self, previous, record, region))
             created.id = rid
@@ -397,16 +424,42 @@ class MotoBackend:
             return rid, outputs
 
     def delete(self, previous: ResourceRecord) -> None:
-        """Delete what the backend created for ``previous``, with the deleter it kept."""
+        """Delete what the backend created for ``previous``, with the deleter it kept (the
+        provider's delete, as teardown runs it); DeleteNotEmulated, before any call, when
+        the backend did not create it."""
         with self._lock:
-            created = self.created_by_urn(previous.urn)
-            if created is None:
-                if previous.type in _HANDLERS:
-                    raise KeyError(f"{previous.type} '{previous.name}': the backend did not create "
-                                   f"{previous.urn}, so it cannot delete it")
-                return  # answered synthetically (reported as not emulated): nothing exists
-            created.delete()
+            if _provider_local(previous):
+                return  # nothing in AWS (random:...), as its create reported
+            created = self._created(previous, DeleteNotEmulated)
+            try:
+                created.delete()
+            except ClientError as exc:
+                raise RuntimeError(f"the emulator rejected the delete of {previous.type} "
+                                   f"'{previous.name}' in {created.region}: {exc}") from exc
             self.created.remove(created)
+
+    def read(self, previous: ResourceRecord) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """What the provider's read finds for ``previous`` (a refresh): its refreshed inputs
+        and outputs, or None when it is gone; ReadNotEmulated for a type no reader knows."""
+        with self._lock:
+            region = previous.region or self._default_region
+            reader = _READERS.get(previous.type)
+            if reader is None:
+                raise ReadNotEmulated(f"the emulator backend does not read {previous.type} back; "
+                                      f"it reads {', '.join(readable_types())} only")
+            self._created(previous, ReadNotEmulated)
+            try:
+                return reader(self, previous, region)
+            except ClientError as exc:
+                raise RuntimeError(f"the emulator rejected the read of {previous.type} "
+                                   f"'{previous.name}' in {region}: {exc}") from exc
+
+    def _created(self, previous: ResourceRecord, error: type[Exception]) -> Created:
+        created = self.created_by_urn(previous.urn)
+        if created is None:
+            raise error(f"{previous.type} '{previous.name}': the backend did not create "
+                        f"{previous.urn}, so it cannot converge it")
+        return created
 
     def call(self, token: str, args: dict[str, Any], region: str | None) -> dict[str, Any]:
         with self._lock:
@@ -1133,10 +1186,8 @@ def _db_instance(b: MotoBackend, r: ResourceRecord, region: str):
     return out["id"], out, _delete_instance(b, rds, identifier, region)
 
 
-# How the provider's read (resourceInstanceRead) fills an argument from DescribeDBInstances,
-# for the arguments a converge may change. The layer refreshes before every update
-# (stacks/secondary-db/Pulumi.yaml, options.refresh: always), so the provider diffs the
-# program against what AWS reports, not against what the last program said.
+# How the provider's read (resourceInstanceRead) sets an argument from DescribeDBInstances,
+# for the arguments a refresh compares with the program (``MotoBackend.read``).
 _INSTANCE_READ: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "replicateSourceDb": lambda db: db.get("ReadReplicaSourceDBInstanceIdentifier") or None,
     "backupRetentionPeriod": lambda db: db.get("BackupRetentionPeriod"),
@@ -1144,7 +1195,6 @@ _INSTANCE_READ: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "maintenanceWindow": lambda db: db.get("PreferredMaintenanceWindow"),
     "instanceClass": lambda db: db.get("DBInstanceClass"),
     "multiAz": lambda db: db.get("MultiAZ"),
-    "allocatedStorage": lambda db: db.get("AllocatedStorage"),
     "maxAllocatedStorage": lambda db: db.get("MaxAllocatedStorage"),
     "parameterGroupName": lambda db: next(iter(db.get("DBParameterGroups", [])), {}).get(
         "DBParameterGroupName"),
@@ -1156,13 +1206,13 @@ _INSTANCE_READ: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "publiclyAccessible": lambda db: db.get("PubliclyAccessible"),
     "iamDatabaseAuthenticationEnabled": lambda db: db.get("IAMDatabaseAuthenticationEnabled"),
     "caCertIdentifier": lambda db: db.get("CACertificateIdentifier"),
-    "storageType": lambda db: db.get("StorageType"),
 }
 
-# The ModifyDBInstance argument the provider sends for a changed argument
-# (dbInstancePopulateModify), with the conversion of the program's value.
+# The ModifyDBInstance argument dbInstancePopulateModify sends for a changed argument, with
+# the conversion of the program's value. Storage (allocated storage, IOPS, throughput,
+# type) is left out: the provider sends those together by rules of their own, which a
+# converge after a failover never needs; a change of one is UpdateNotEmulated.
 _INSTANCE_MODIFY: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "allocatedStorage": ("AllocatedStorage", int),
     "autoMinorVersionUpgrade": ("AutoMinorVersionUpgrade", bool),
     "backupRetentionPeriod": ("BackupRetentionPeriod", int),
     "backupWindow": ("PreferredBackupWindow", str),
@@ -1171,7 +1221,6 @@ _INSTANCE_MODIFY: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "dbSubnetGroupName": ("DBSubnetGroupName", str),
     "iamDatabaseAuthenticationEnabled": ("EnableIAMDatabaseAuthentication", bool),
     "instanceClass": ("DBInstanceClass", str),
-    "iops": ("Iops", int),
     "maintenanceWindow": ("PreferredMaintenanceWindow", str),
     "maxAllocatedStorage": ("MaxAllocatedStorage", int),
     "monitoringInterval": ("MonitoringInterval", int),
@@ -1182,24 +1231,23 @@ _INSTANCE_MODIFY: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "password": ("MasterUserPassword", str),
     "port": ("DBPortNumber", int),
     "publiclyAccessible": ("PubliclyAccessible", bool),
-    "storageThroughput": ("StorageThroughput", int),
-    "storageType": ("StorageType", str),
     "vpcSecurityGroupIds": ("VpcSecurityGroupIds", list),
 }
-# Arguments whose change sends no ModifyDBInstance (resourceInstanceUpdate: HasChangesExcept);
-# replicateSourceDb has its own call, PromoteReadReplica.
+# Arguments whose change alone sends no ModifyDBInstance (resourceInstanceUpdate:
+# HasChangesExcept); replicateSourceDb has its own call, PromoteReadReplica.
 _INSTANCE_NOT_MODIFIED = frozenset({
     "allowMajorVersionUpgrade", "blueGreenUpdate", "deleteAutomatedBackups",
     "finalSnapshotIdentifier", "replicateSourceDb", "skipFinalSnapshot",
 })
-# Arguments the program may change without any RDS call of their own: applyImmediately
-# only says how ModifyDBInstance applies the others (it is sent with every modify).
+# Sent with every ModifyDBInstance (ApplyImmediately, and DeletionProtection, which
+# dbInstancePopulateModify always sets), so a change of one alone still sends one.
 _INSTANCE_MODIFY_FLAGS = frozenset({"applyImmediately", "deletionProtection"})
 _DBI_RESOURCE_ID = re.compile(r"^db-[0-9A-Za-z]{2,255}$")
 
 
-def _read_instance(rds: Any, resource_id: str, identifier: str) -> dict[str, Any]:
-    """findDBInstanceByID: by DbiResourceId (the resource's id) when it looks like one."""
+def _find_instance(rds: Any, resource_id: str, identifier: str) -> dict[str, Any] | None:
+    """findDBInstanceByID: by DbiResourceId (the resource's id) when it looks like one,
+    else (or when that finds nothing) by identifier; None when there is no such instance."""
     if _DBI_RESOURCE_ID.match(resource_id):
         found = rds.describe_db_instances(
             Filters=[{"Name": "dbi-resource-id", "Values": [resource_id]}])["DBInstances"]
@@ -1208,7 +1256,19 @@ def _read_instance(rds: Any, resource_id: str, identifier: str) -> dict[str, Any
         found = [db for db in found if db["DBInstanceIdentifier"] == identifier] or found
         if found:
             return found[0]
-    return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    try:
+        return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    except ClientError as exc:
+        if _error_code(exc) in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
+            return None
+        raise
+
+
+def _read_instance(rds: Any, resource_id: str, identifier: str) -> dict[str, Any]:
+    found = _find_instance(rds, resource_id, identifier)
+    if found is None:
+        raise RuntimeError(f"RDS instance {identifier} ({resource_id}) does not exist")
+    return found
 
 
 def _wait_instance_available(rds: Any, resource_id: str, identifier: str, attempts: int = 120) -> None:
@@ -1221,42 +1281,40 @@ def _wait_instance_available(rds: Any, resource_id: str, identifier: str, attemp
     raise RuntimeError(f"RDS instance {identifier} is not available after {attempts} polls")
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as the provider's diff sees them: numbers by value, unset as empty."""
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return float(a) == float(b)
-    return (a if a not in (None, "", []) else None) == (b if b not in (None, "", []) else None)
-
-
 @updates("aws:rds/instance:Instance")
 def _update_db_instance(b: MotoBackend, previous: ResourceRecord, r: ResourceRecord, region: str):
     """resourceInstanceUpdate (terraform-provider-aws internal/service/rds/instance.go).
 
-    After the refresh (a read of the instance), the provider diffs the program against it:
-    a removed ``replicate_source_db`` is promoted with PromoteReadReplica (with the
-    program's backup retention and window) and waited for; every other changed argument
-    but the ones it never sends goes into ONE ModifyDBInstance (with ApplyImmediately from
-    the program, DeletionProtection always), also waited for; then the instance is read.
-    An instance promoted outside Pulumi reads back without a source, so it is not promoted
-    again and only the modify remains. A changed argument the provider would replace the
-    instance for (identifier, KMS key, engine...) fails with UpdateNotEmulated.
+    The provider compares the program with the STATE it is handed (``previous``: refreshed
+    or not, the update itself reads nothing first). A dropped ``replicate_source_db`` is
+    promoted with PromoteReadReplica (the program's backup retention, its backup window if
+    set), and waited for; a source set to another value is the provider's error "cannot
+    elect new source database for replication". Then, if anything else changed, ONE
+    ModifyDBInstance (ApplyImmediately from the program, DeletionProtection always, each
+    changed argument), waited for; then the read. So dropping the source with a retention
+    and a window sends PromoteReadReplica AND a ModifyDBInstance carrying both again.
+
+    Against a state that still names the source of an instance promoted outside Pulumi
+    (``pulumi up --refresh=false`` after the promoter ran), PromoteReadReplica is sent and
+    AWS refuses it (InvalidDBInstanceState; ``EmulatorCorrections`` answers so), which is
+    why stacks/secondary-db/Pulumi.yaml refreshes on every update. A changed argument this
+    function does not know how the provider sends (tags, provider, storage, engine
+    version...) fails with UpdateNotEmulated before any call.
     """
     old, new = plain(previous.inputs), plain(r.inputs)
-    rds = b.client("rds", region)
-    identifier = str(previous.outputs.get("identifier") or old.get("identifier"))
-    program_changed = [k for k in changed_inputs(previous, r) if not k.startswith("<")]
-    unknown = sorted(k for k in changed_inputs(previous, r) if k.startswith("<") or k == "tags"
+    changed = changed_inputs(previous, r)
+    unknown = sorted(k for k in changed if k.startswith("<") or k == "tags"
                      or k not in (*_INSTANCE_MODIFY, *_INSTANCE_NOT_MODIFIED, *_INSTANCE_MODIFY_FLAGS))
     if unknown:
         raise UpdateNotEmulated(f"{r.type} '{r.name}': the backend does not emulate how the "
                                 f"provider applies a change of {', '.join(unknown)}")
-    # The refresh: what AWS says now, for what the program changes and for the source.
-    db = _read_instance(rds, str(previous.id), identifier)
-    state = dict(old)
-    for key in {*program_changed, "replicateSourceDb"} & set(_INSTANCE_READ):
-        state[key] = _INSTANCE_READ[key](db)
-    changed = [k for k in sorted({*program_changed, "replicateSourceDb"})
-               if not _same(state.get(k), new.get(k))]
+    unset = sorted(k for k in changed if k in _INSTANCE_MODIFY and new.get(k) is None)
+    if unset:
+        raise UpdateNotEmulated(f"{r.type} '{r.name}': the program no longer sets "
+                                f"{', '.join(unset)}; the backend does not emulate what the "
+                                "provider sends then")
+    rds = b.client("rds", region)
+    identifier = str(previous.outputs.get("identifier") or old.get("identifier"))
 
     if "replicateSourceDb" in changed:
         if new.get("replicateSourceDb"):
@@ -1271,22 +1329,58 @@ def _update_db_instance(b: MotoBackend, previous: ResourceRecord, r: ResourceRec
     if to_modify:
         modify: dict[str, Any] = {"DBInstanceIdentifier": identifier,
                                   "ApplyImmediately": bool(new.get("applyImmediately")),
-                                  # The provider always sends it (dbInstancePopulateModify).
                                   "DeletionProtection": bool(new.get("deletionProtection"))}
         for key in to_modify:
             if key in _INSTANCE_MODIFY_FLAGS:
                 continue
-            if new.get(key) is None:
-                raise UpdateNotEmulated(f"{r.type} '{r.name}': the program no longer sets {key}; "
-                                        "the backend does not emulate what the provider does then")
             param, convert = _INSTANCE_MODIFY[key]
-            modify[param] = convert(new[key])
+            value = new[key]
+            if key == "maxAllocatedStorage" and not value:
+                # Turning storage autoscaling off: the API wants the allocated storage.
+                value = new.get("allocatedStorage") or old.get("allocatedStorage")
+            modify[param] = convert(value)
         rds.modify_db_instance(**modify)
         _wait_instance_available(rds, str(previous.id), identifier)
 
     db = _read_instance(rds, str(previous.id), identifier)
-    out = _instance_outputs(b, new, db, region)
+    out = _read_outputs(_instance_outputs(b, new, db, region), db)
     return out["id"], out, None
+
+
+def _read_outputs(out: dict[str, Any], db: Mapping[str, Any]) -> dict[str, Any]:
+    """Outputs with the arguments resourceInstanceRead sets from AWS (``_INSTANCE_READ``)."""
+    for key, read in _INSTANCE_READ.items():
+        value = read(db)
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+@reads("aws:rds/instance:Instance")
+def _read_db_instance(b: MotoBackend, previous: ResourceRecord, region: str):
+    """resourceInstanceRead, as a refresh runs it: findDBInstanceByID; a missing instance
+    leaves the state (None). The refreshed inputs are the state's, with each argument
+    ``_INSTANCE_READ`` knows taken from AWS (an argument AWS reports unset, such as the
+    source of a promoted instance, is dropped), as the bridge derives inputs from the read
+    state; the outputs are what the read sets."""
+    rds = b.client("rds", region)
+    identifier = str(previous.outputs.get("identifier") or previous.inputs.get("identifier"))
+    db = _find_instance(rds, str(previous.id), identifier)
+    if db is None:
+        return None
+    inputs = dict(previous.inputs)
+    for key, read in _INSTANCE_READ.items():
+        if key not in inputs and key != "replicateSourceDb":
+            continue  # not set by the program: the refreshed inputs do not set it either
+        value = read(db)
+        if value is None:
+            inputs.pop(key, None)
+        else:
+            inputs[key] = value
+    outputs = _read_outputs(_instance_outputs(b, plain(inputs), db, region), db)
+    return inputs, outputs
 
 
 @handles("aws:rds/eventSubscription:EventSubscription")
@@ -1857,10 +1951,12 @@ def _update_record(b: MotoBackend, previous: ResourceRecord, r: ResourceRecord, 
     """resourceRecordUpdate (terraform-provider-aws internal/service/route53/record.go).
 
     zone_id and name force a replacement. With the type and set identifier unchanged the
-    provider runs its create with UPSERT (Route 53 changes a record set in place when
-    name, type and set identifier match); otherwise it deletes the old set and creates the
-    new one in one ChangeResourceRecordSets batch. Either way it reads the zone first,
-    waits for the change to be INSYNC (GetChange), then reads the record back.
+    provider runs its create, with UPSERT since the resource is not new (Route 53 changes a
+    record set in place when name, type and set identifier match); otherwise it sends one
+    ChangeResourceRecordSets batch that DELETEs the old set (as the state describes it) and
+    CREATEs the new one. Either way it reads the zone first (GetHostedZone), waits for the
+    change to be INSYNC (GetChange), then reads the record back. Route 53's API is global,
+    served from us-east-1: a refused us-east-1 refuses every one of these calls.
     """
     old, new = plain(previous.inputs), plain(r.inputs)
     replaced = [key for key in ("zoneId", "name") if old.get(key) != new.get(key)]
@@ -1876,8 +1972,7 @@ def _update_record(b: MotoBackend, previous: ResourceRecord, r: ResourceRecord, 
         changes = [{"Action": "UPSERT", "ResourceRecordSet": record_set}]
     else:
         changes = [{"Action": "DELETE", "ResourceRecordSet": _record_set(old, fqdn)},
-                   {"Action": "UPSERT" if _get(new, "allowOverwrite") else "CREATE",
-                    "ResourceRecordSet": record_set}]
+                   {"Action": "CREATE", "ResourceRecordSet": record_set}]
     answer = r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
     _wait_change_insync(r53, answer["ChangeInfo"]["Id"])
     _read_record_set(r53, zone_id, record_set)

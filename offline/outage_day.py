@@ -45,6 +45,7 @@ from offline.harness import (
     UPDATED,
     LayerRun,
     ResourceRecord,
+    refreshes_on_update,
     run_layer,
     state_export,
 )
@@ -108,9 +109,9 @@ class HarnessPulumi:
     """The ``pulumi`` commands ``offline.converge`` runs, answered by the harness.
 
     ``up`` re-runs the layer's program against its last run (``run_layer(previous=...)``)
-    with the stack config ``config set`` gave it, honouring ``--target``; the backend makes
-    the provider's calls in the emulator. A layer with ``refresh: always`` (secondary-db)
-    is refreshed by the backend's update handlers, which read before they change.
+    with the stack config ``config set`` gave it, honouring ``--target`` and the refresh
+    (``--refresh``/``--refresh=false``, else the layer's Pulumi.yaml: secondary-db says
+    ``refresh: always``); the backend makes the provider's calls in the emulator.
     """
 
     def __init__(self, backend: Any, config: Mapping[str, Any], stack: str,
@@ -128,11 +129,14 @@ class HarnessPulumi:
         return {stack_reference_name(common, layer): run.exports for layer, run in self.runs.items()}
 
     def up(self, layer: str, targets: Sequence[str] | None = None,
-           previous: LayerRun | None = None) -> LayerRun:
+           previous: LayerRun | None = None, refresh: bool | None = None) -> LayerRun:
+        if refresh is None:
+            refresh = refreshes_on_update(layer)
         run = run_layer(layer, self.layer_config(layer), stack=self.stack,
                         upstream=self.upstream(), backend=self.backend,
                         previous=previous or self.runs[layer],
-                        targets=list(targets) if targets is not None else None)
+                        targets=list(targets) if targets is not None else None,
+                        refresh=refresh)
         self.runs[layer] = run
         return run
 
@@ -153,7 +157,9 @@ class HarnessPulumi:
                 return 0, "", ""
             if args[:1] == ["up"]:
                 targets = [args[i + 1] for i, arg in enumerate(args) if arg == "--target"]
-                run = self.up(layer, targets or None)
+                flag = next((a for a in args if a == "--refresh" or a.startswith("--refresh=")), None)
+                run = self.up(layer, targets or None,
+                              refresh=None if flag is None else flag != "--refresh=false")
                 counts = {k: list(run.changes.values()).count(k)
                           for k in (CREATED, UPDATED, DELETED, SKIPPED)}
                 return 0, f"{layer}: {counts}\n", ""

@@ -16,9 +16,12 @@ The world plays the parts that cannot run here, each from its documented behavio
   resolving ``witness.<zone>``: the answer comes from the Route 53 model.
 * Route 53's data plane (``tests.support.route53_model``): health checks from alarm data,
   failover answers. ``writer_answer`` is what a client in either VPC resolves.
-* A dead primary region (``region_down``): every client of the primary region is pointed
-  at a port that refuses connections, with the promoter's own timeouts; the Route 53
-  model finds the primary's CloudWatch unanswering too.
+* A dead primary region (``region_down``): the promoter's clients refuse every call to the
+  primary region as an unreachable endpoint does (``offline.emulator.RegionRefusal``, the
+  one regional outage every emulated client plays; with a us-east-1 primary that includes
+  Route 53's control plane); the Route 53 model finds the primary's CloudWatch unanswering
+  too. A hanging region (``SilentPort`` as ``primary_endpoint``) is the other way a region
+  fails: connections that never answer, bounded by the promoter's own timeouts.
 
 Where moto departs from documented AWS behaviour, ``client_factory`` corrects it openly,
 on the promoter's own clients (the handler code is untouched):
@@ -57,6 +60,7 @@ from botocore.awsrequest import AWSResponse
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from offline.emulator import RegionRefusal
 from tests.support.lambdas import load_layer_module
 from tests.support.route53_model import HealthCheckSpec, RegionDown, Route53Model, alarm_from_metrics
 
@@ -93,13 +97,6 @@ def client(service: str, region: str) -> Any:
     return _session().client(service, region_name=region)
 
 
-def refused_endpoint() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 class SilentPort:
     """A local port that completes TCP handshakes and never answers: a hanging region."""
 
@@ -124,7 +121,10 @@ class FailoverWorld:
     topic_arn: str = ""
     queue_url: str = ""
     promotion_effect: str = "complete"  # complete | stale
-    primary_endpoint: str | None = None  # set (region_down) to play a dead primary region
+    # Set to a SilentPort to play a hanging primary region (its calls never answer).
+    primary_endpoint: str | None = None
+    # The promoter's calls the outage refuses (region_down, api_partition).
+    outage: RegionRefusal = field(default_factory=RegionRefusal)
     # True: only the promoter's calls to the primary region fail (an API-only partition);
     # the region itself, and Route 53's view of it, are fine.
     partition_only: bool = False
@@ -281,14 +281,17 @@ class FailoverWorld:
 
     def region_down(self) -> None:
         """The primary region stops answering (its APIs, and its CloudWatch for Route 53)."""
-        self.primary_endpoint, self.partition_only = refused_endpoint(), False
+        self.outage.refuse([self.primary_region])
+        self.partition_only = False
 
     def api_partition(self) -> None:
         """Only the path from the promoter to the primary region's APIs is cut."""
-        self.primary_endpoint, self.partition_only = refused_endpoint(), True
+        self.outage.refuse([self.primary_region])
+        self.partition_only = True
 
     def region_back(self) -> None:
-        self.primary_endpoint, self.partition_only = None, False
+        self.outage.stop()
+        self.partition_only = False
 
     def set_replica_status(self, status: str) -> None:
         self._db(REPLICA_REGION, REPLICA_ID).status = status
@@ -382,7 +385,7 @@ class FailoverWorld:
         return len(self.calls.get(operation, []))
 
     def _model_cloudwatch(self, region: str) -> Any:
-        if region == self.primary_region and self.primary_endpoint and not self.partition_only:
+        if self.outage.refuses("cloudwatch", region) and not self.partition_only:
             raise RegionDown(region)
         return client("cloudwatch", region)
 
@@ -410,6 +413,8 @@ class FailoverWorld:
                 events.register("before-call.ssm.PutParameter", self._put_parameter)
             if service == "dynamodb":
                 events.register("before-call.dynamodb.*", self._ledger_call)
+            # Last, so a refused call is still recorded as made (it was attempted).
+            self.outage.hook(made)
             return made
 
         return factory

@@ -16,9 +16,12 @@ import pytest
 from offline.harness import (
     CREATED,
     DELETED,
+    GONE,
     SKIPPED,
+    SKIPPED_CREATE,
     UNCHANGED,
     UPDATED,
+    ReadNotEmulated,
     ResourceRecord,
     SyntheticBackend,
     UntargetedCreateError,
@@ -26,6 +29,7 @@ from offline.harness import (
     run_all,
     run_layer,
 )
+from offline.moto_backend import plain
 from shared.config import DictSource, load_common
 from shared.contract import SecondaryDbOutputs, stack_reference_name
 
@@ -44,6 +48,7 @@ class RecordingBackend(SyntheticBackend):
     def __init__(self) -> None:
         super().__init__()
         self.log: list[tuple[str, str]] = []
+        self.handed: dict[str, tuple[ResourceRecord, ResourceRecord]] = {}  # update's arguments
 
     def create(self, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
         self.log.append(("create", record.urn))
@@ -51,11 +56,16 @@ class RecordingBackend(SyntheticBackend):
 
     def update(self, previous: ResourceRecord, record: ResourceRecord) -> tuple[str, dict[str, Any]]:
         self.log.append(("update", record.urn))
+        self.handed[record.urn] = (previous, record)
         return super().update(previous, record)
 
     def delete(self, previous: ResourceRecord) -> None:
         self.log.append(("delete", previous.urn))
         super().delete(previous)
+
+    def read(self, previous: ResourceRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+        self.log.append(("read", previous.urn))
+        return super().read(previous)
 
 
 @pytest.fixture(scope="module")
@@ -167,14 +177,144 @@ def test_targets_leave_every_other_resource_as_the_state_holds_it(deployed):
     assert run.changes[lag.urn] == SKIPPED and run.by_urn(lag.urn).outputs == lag.outputs
 
 
-def test_a_new_resource_outside_the_targets_is_refused(deployed):
-    instance = deployed["secondary-db"].one(INSTANCE)
-    with pytest.raises(UntargetedCreateError, match="TopicSubscription"):
-        run_layer("secondary-db", {**CONFIG, **SECONDARY, "alarmEmail": "ops@example.com"},
-                  stack=STACK, upstream=_upstream(deployed), backend=RecordingBackend(),
-                  previous=deployed["secondary-db"], targets={instance.urn})
+def test_a_new_resource_outside_the_targets_is_not_created_nor_recorded(deployed):
+    # The engine skips an untargeted create (a "skipped create"): nothing needs the new
+    # e-mail subscription, so the targeted run goes on without it.
+    before = deployed["secondary-db"]
+    instance = before.one(INSTANCE)
+    backend = RecordingBackend()
+    run = run_layer("secondary-db", {**CONFIG, **SECONDARY, "alarmEmail": "ops@example.com",
+                                     "replicaPromoted": True},
+                    stack=STACK, upstream=_upstream(deployed), backend=backend,
+                    previous=before, targets={instance.urn})
+    [skipped] = [urn for urn, change in run.changes.items() if change == SKIPPED_CREATE]
+    assert "TopicSubscription" in skipped
+    assert backend.log == [("update", instance.urn)]
+    assert skipped not in {r.urn for r in run.resources}  # not in the state either
     with pytest.raises(ValueError, match="pass previous too"):
         run_layer("secondary-db", CONFIG, stack=STACK, targets={instance.urn})
+
+
+def _topic_then_group(with_group: bool):
+    """A program whose topic is named after a log group once the group exists."""
+    def program() -> None:
+        import pulumi_aws as aws
+
+        name: Any = "plain"
+        if with_group:
+            name = aws.cloudwatch.LogGroup("group", name="group").name
+        aws.sns.Topic("topic", name=name)
+    return program
+
+
+def test_a_target_that_needs_an_untargeted_new_resource_is_refused_before_its_backend_call():
+    deployed = run_layer("network", CONFIG, stack=STACK, program=_topic_then_group(False))
+    topic = next(r for r in deployed.resources if r.name == "topic")
+    backend = RecordingBackend()
+    with pytest.raises(UntargetedCreateError, match=r"aws:sns/topic:Topic topic .*needs .*group"):
+        run_layer("network", CONFIG, stack=STACK, program=_topic_then_group(True),
+                  backend=backend, previous=deployed, targets={topic.urn})
+    assert backend.log == []  # neither the group nor the topic reached the backend
+    # Targeting what it needs too, the run creates the group and updates the topic.
+    group_urn = topic.urn.replace("aws:sns/topic:Topic::topic", "aws:cloudwatch/logGroup:LogGroup::group")
+    run = run_layer("network", CONFIG, stack=STACK, program=_topic_then_group(True),
+                    backend=backend, previous=deployed, targets={topic.urn, group_urn})
+    assert backend.log == [("create", group_urn), ("update", topic.urn)]
+    assert run.changes[group_urn] == CREATED and run.changes[topic.urn] == UPDATED
+
+
+def test_ignore_changes_hands_the_backend_the_state_s_value():
+    def program(value: str, description: str):
+        def run() -> None:
+            import pulumi_aws as aws
+
+            aws.ssm.Parameter("arming", name="arming", type="String", value=value,
+                              description=description,
+                              opts=pulumi.ResourceOptions(ignore_changes=["value"]))
+        return run
+
+    deployed = run_layer("network", CONFIG, stack=STACK, program=program("unarmed", "one"))
+    [param] = [r for r in deployed.resources if r.name == "arming"]
+    backend = RecordingBackend()
+    # The value alone changed: ignored, no call.
+    run = run_layer("network", CONFIG, stack=STACK, program=program("reset", "one"),
+                    backend=backend, previous=deployed)
+    assert backend.log == [] and run.changes[param.urn] == UNCHANGED
+    assert plain(run.by_urn(param.urn).inputs)["value"] == "unarmed"
+    # The description changed too: updated, and the provider is handed the state's value,
+    # so an update never resets what ignore_changes protects (the promoter's arming).
+    run = run_layer("network", CONFIG, stack=STACK, program=program("reset", "two"),
+                    backend=backend, previous=deployed)
+    assert backend.log == [("update", param.urn)]
+    _, handed = backend.handed[param.urn]
+    assert plain(handed.inputs)["value"] == "unarmed" and handed.inputs["description"] == "two"
+
+
+def test_a_refresh_compares_the_program_with_what_aws_reports(deployed):
+    before = deployed["secondary-db"]
+    instance = before.one(INSTANCE)
+    backend = RecordingBackend()
+    # The promoter promoted the replica outside Pulumi (what the synthetic read then reports).
+    backend.promoted_instances.add(instance.outputs["identifier"])
+    run = run_layer("secondary-db", {**CONFIG, **SECONDARY, "replicaPromoted": True}, stack=STACK,
+                    upstream=_upstream(deployed), backend=backend, previous=before, refresh=True)
+    reads = [urn for op, urn in backend.log if op == "read"]
+    custom = [r.urn for r in before.resources if r.custom and not r.type.startswith("pulumi:")]
+    assert reads == custom  # every resource the state holds in AWS, before anything else
+    assert backend.log[:len(reads)] == [("read", urn) for urn in reads]
+    assert run.refreshed == {instance.urn: ["replicateSourceDb"]}
+    # The update is handed the refreshed state: no source left to drop, so no promotion.
+    previous, _ = backend.handed[instance.urn]
+    assert "replicateSourceDb" not in previous.inputs
+    assert changed_inputs(previous, run.by_urn(instance.urn)) == ["backupRetentionPeriod",
+                                                                 "backupWindow"]
+    # Without refresh (pulumi up --refresh=false) the state still names the source.
+    backend = RecordingBackend()
+    backend.promoted_instances.add(instance.outputs["identifier"])
+    run_layer("secondary-db", {**CONFIG, **SECONDARY, "replicaPromoted": True}, stack=STACK,
+              upstream=_upstream(deployed), backend=backend, previous=before)
+    assert "read" not in {op for op, _ in backend.log}
+    assert backend.handed[instance.urn][0].inputs["replicateSourceDb"]
+
+
+def test_a_refresh_keeps_and_lists_what_the_backend_cannot_read_and_drops_what_is_gone(deployed):
+    before = deployed["secondary-db"]
+    instance = before.one(INSTANCE)
+    [lag] = [r for r in before.of_type(ALARM) if "lag" in r.name]
+
+    class PartlyReading(RecordingBackend):
+        def read(self, previous):
+            if previous.type == ALARM:
+                raise ReadNotEmulated("no alarm reader here")
+            if previous.urn == instance.urn:
+                return None  # deleted outside Pulumi
+            return super().read(previous)
+
+    backend = PartlyReading()
+    run = run_layer("secondary-db", {**CONFIG, **SECONDARY}, stack=STACK,
+                    upstream=_upstream(deployed), backend=backend, previous=before, refresh=True)
+    assert set(run.not_refreshed) == {r.urn for r in before.of_type(ALARM)}
+    assert run.not_refreshed[lag.urn] == "no alarm reader here"
+    assert run.refreshed == {instance.urn: [GONE]}
+    # Gone from the state, so the program creates it again; the alarms are as they were.
+    assert run.changes[instance.urn] == CREATED and ("create", instance.urn) in backend.log
+    assert run.changes[lag.urn] == UNCHANGED
+
+
+def test_refresh_needs_a_previous_run_a_reading_backend_and_no_targets(deployed):
+    before = deployed["secondary-db"]
+    with pytest.raises(ValueError, match="pass previous too"):
+        run_layer("secondary-db", CONFIG, stack=STACK, refresh=True)
+    with pytest.raises(ValueError, match="refresh together with targets is not emulated"):
+        run_layer("secondary-db", CONFIG, stack=STACK, previous=before, refresh=True,
+                  targets={before.one(INSTANCE).urn})
+
+    class NoRead(SyntheticBackend):
+        read = None  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="NoRead cannot refresh: it has no read"):
+        run_layer("secondary-db", {**CONFIG, **SECONDARY}, stack=STACK,
+                  upstream=_upstream(deployed), backend=NoRead(), previous=before, refresh=True)
 
 
 def test_a_previous_run_of_another_layer_or_stack_is_refused(deployed):

@@ -19,6 +19,7 @@ from offline.harness import DYNAMIC_TYPE_PREFIX, ResourceRecord, SyntheticBacken
 from offline.moto_backend import (
     ApiCall,
     Created,
+    DeleteNotEmulated,
     MotoBackend,
     UpdateNotEmulated,
     _record_name,
@@ -116,10 +117,29 @@ def test_an_update_without_handler_fails_naming_the_type_instead_of_being_faked(
     assert backend.calls == []  # refused before anything was sent
     # The converge of a replica after a failover changes these two, which the backend knows.
     assert {"aws:rds/instance:Instance", "aws:route53/record:Record"} <= set(updatable_types())
-    # A type the backend never created in the emulator is answered synthetically, reported.
-    rid, _ = backend.update(_record("aws:ec2/natGateway:NatGateway", "nat-demo", a=1),
-                            _record("aws:ec2/natGateway:NatGateway", "nat-demo", a=2))
-    assert rid and backend.not_emulated[-1].type == "aws:ec2/natGateway:NatGateway"
+    # A type the emulator has no handler for at all is refused the same way, not answered
+    # synthetically: a converge never pretends to have changed something.
+    with pytest.raises(UpdateNotEmulated, match="aws:ec2/natGateway:NatGateway 'nat-demo'"):
+        backend.update(_record("aws:ec2/natGateway:NatGateway", "nat-demo", a=1),
+                       _record("aws:ec2/natGateway:NatGateway", "nat-demo", a=2))
+    assert backend.calls == [] and backend.not_emulated == []
+
+
+def test_a_delete_of_what_the_backend_did_not_create_fails_naming_it():
+    backend = _offline_backend()
+    alarm = _record("aws:cloudwatch/metricAlarm:MetricAlarm", "pg-replica-lag-demo")
+    with pytest.raises(DeleteNotEmulated, match=r"MetricAlarm 'pg-replica-lag-demo'.*did not create"):
+        backend.delete(alarm)
+    # Nor for a type the emulator cannot hold: nothing is deleted on a guess.
+    with pytest.raises(DeleteNotEmulated, match="NatGateway"):
+        backend.delete(_record("aws:ec2/natGateway:NatGateway", "nat-demo"))
+    assert backend.calls == []
+    # What it did create goes with the deleter it kept, once.
+    deleted: list[str] = []
+    backend.created.append(Created("network", alarm.type, alarm.name, "eu-west-1", alarm.name,
+                                   lambda: deleted.append(alarm.name) or "deleted", urn=alarm.urn))
+    backend.delete(alarm)
+    assert deleted == [alarm.name] and backend.created_by_urn(alarm.urn) is None
 
 
 @pytest.fixture
@@ -138,14 +158,28 @@ def test_a_refused_region_fails_every_call_before_it_is_sent_and_records_it(unre
     assert backend.refused == [ApiCall("sts", "eu-west-1", "GetCallerIdentity")]
     assert backend.calls == []
     # Another region's call is sent (and fails only because nothing listens on the test
-    # endpoint), and Route 53 is not refused unless asked.
+    # endpoint); so is Route 53's, whose endpoint is in us-east-1, not in eu-west-1.
     for service, region in (("sts", "eu-central-1"), ("route53", "eu-central-1")):
         with pytest.raises(EndpointConnectionError):
             getattr(backend.client(service, region),
                     "get_caller_identity" if service == "sts" else "list_hosted_zones")()
     assert backend.calls == [ApiCall("sts", "eu-central-1", "GetCallerIdentity"),
-                             ApiCall("route53", "eu-central-1", "ListHostedZones")]
+                             ApiCall("route53", "us-east-1", "ListHostedZones")]
     assert len(backend.refused) == 1
+
+
+def test_refusing_us_east_1_refuses_route53_and_iam_from_a_client_of_any_region(unreachable):
+    backend = unreachable
+    backend.refuse(["us-east-1"])
+    for service, call in (("route53", "list_hosted_zones"), ("iam", "list_roles")):
+        with pytest.raises(EndpointConnectionError):
+            getattr(backend.client(service, "eu-central-1"), call)()
+    assert backend.refused == [ApiCall("route53", "us-east-1", "ListHostedZones"),
+                               ApiCall("iam", "us-east-1", "ListRoles")]
+    # A regional service of the other region is sent (nothing listens: it fails on connect).
+    with pytest.raises(EndpointConnectionError):
+        backend.client("sts", "eu-central-1").get_caller_identity()
+    assert backend.calls == [ApiCall("sts", "eu-central-1", "GetCallerIdentity")]
 
 
 def test_route53_can_be_refused_whatever_region_its_client_is_for(unreachable):
@@ -153,11 +187,11 @@ def test_route53_can_be_refused_whatever_region_its_client_is_for(unreachable):
     backend.refuse(["eu-west-1"], route53=True)
     with pytest.raises(EndpointConnectionError):
         backend.client("route53", "eu-central-1").list_hosted_zones()
-    assert backend.refused == [ApiCall("route53", "eu-central-1", "ListHostedZones")]
+    assert backend.refused == [ApiCall("route53", "us-east-1", "ListHostedZones")]
     backend.stop_refusing()
     with pytest.raises(EndpointConnectionError):  # sent now: nothing listens
         backend.client("route53", "eu-central-1").list_hosted_zones()
-    assert backend.calls == [ApiCall("route53", "eu-central-1", "ListHostedZones")]
+    assert backend.calls == [ApiCall("route53", "us-east-1", "ListHostedZones")]
     assert len(backend.refused) == 1
 
 

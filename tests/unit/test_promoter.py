@@ -216,6 +216,10 @@ def test_regional_outage_waits_for_route53_then_promotes_and_the_region_returnin
         assert first["action"] == "signals-disagree"
         assert "link" in first["reasons"][2] and "no primary-region API answers" in first["reasons"][2]
         assert world.count("PromoteReadReplica") == 0
+        # The outage refused the promoter's calls to us-east-1 (the one outage mechanism of
+        # offline/emulator.py), none of them to Route 53, whose API lives there too.
+        assert world.outage.refused and {c.region for c in world.outage.refused} == {"us-east-1"}
+        assert not [c for c in world.outage.refused if c.service == "route53"]
 
         # Route 53's checkers find no canary data: the witness turns; the replica canary relays it.
         assert world.relay_witness() == "unhealthy"
