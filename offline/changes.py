@@ -6,6 +6,12 @@ overrides would create, delete or change, with each one's type, logical name and
 Resources are matched by URN and compared as a ``pulumi up`` of the new program against
 the baseline's state would compare them (``offline.harness.changed_inputs``), so this is
 the offline answer to "what does converging the layers touch, and where".
+
+"Where" has two parts: the region the resource lives in, and the region of the API
+endpoint its change goes through. They differ for global services: a Route 53 record of
+the secondary region's provider is changed through route53.amazonaws.com, in us-east-1
+(``offline.emulator.endpoint_region``), so with a us-east-1 primary a converge that
+touches no primary-region resource still needs an API the outage may have taken down.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from offline.emulator import endpoint_region
 from offline.harness import (
     CREATED,
     DELETED,
@@ -41,6 +48,8 @@ class ResourceChange:
     region: str | None
     # Changed property -> (baseline value, new value), as compared (assets by content).
     properties: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    # The region of the API endpoint the change goes through (us-east-1 for Route 53).
+    api_region: str | None = None
 
 
 def _held_in_aws(record: ResourceRecord) -> bool:
@@ -79,9 +88,27 @@ def diff_runs(before: Mapping[str, LayerRun], after: Mapping[str, LayerRun]
 
 def _change(action: str, record: ResourceRecord,
             properties: dict[str, tuple[Any, Any]] | None = None) -> ResourceChange:
+    region = record.target_region
     return ResourceChange(action=action, layer=record.layer, type=record.type, name=record.name,
-                          urn=record.urn, region=record.target_region,
-                          properties=dict(properties or {}))
+                          urn=record.urn, region=region, properties=dict(properties or {}),
+                          api_region=api_region(record.type, region))
+
+
+def api_region(type_: str, region: str | None) -> str | None:
+    """The region of the endpoint a change of a ``type_`` resource of ``region`` goes to.
+
+    The pulumi-aws module of the type token names the AWS service for the global ones that
+    matter here (route53, iam); a regional service's module answers in ``region``.
+    """
+    if region is None or not type_.startswith("aws:"):
+        return region
+    return endpoint_region(type_.split(":")[1].split("/")[0], region)
+
+
+def through_region(changes: Mapping[str, list[ResourceChange]], region: str) -> list[ResourceChange]:
+    """The changes whose resource lives elsewhere but whose API is served from ``region``."""
+    return [c for layer_changes in changes.values() for c in layer_changes
+            if c.region != region and c.api_region == region]
 
 
 def regions_touched(changes: Mapping[str, list[ResourceChange]]) -> dict[str | None, int]:

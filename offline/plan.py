@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offline.changes import MARKS, ResourceChange, diff_runs, regions_touched
+from offline.changes import MARKS, ResourceChange, diff_runs, regions_touched, through_region
 from offline.harness import (
     CREATED,
     DELETED,
@@ -466,8 +466,9 @@ def _change_lines(plan: Plan) -> list[str]:
             (CREATED, "to create"), (UPDATED, "to change"), (DELETED, "to delete")) if counts[action])
         lines.append(f"  {layer}: {summary or 'no changes'}")
         for change in layer_changes:
+            api = (f"; API in {change.api_region}" if change.api_region != change.region else "")
             lines.append(f"    {MARKS[change.action]} {change.type} {change.name} "
-                         f"[{change.region or 'no region'}]")
+                         f"[{change.region or 'no region'}{api}]")
             for key, (was, now) in sorted(change.properties.items()):
                 was, now = (_shown(mask(v, plan.secrets, key)) for v in (was, now))
                 if len(was) + len(now) <= 80:
@@ -481,6 +482,12 @@ def _change_lines(plan: Plan) -> list[str]:
                                     or "nothing changes"))
     lines.append(f"  primary region {primary}: "
                  + (f"{touched[primary]} change(s)" if primary in touched else "untouched"))
+    through = through_region(changes, primary)
+    if through:
+        names = ", ".join(sorted({c.type.split(":")[1].split("/")[0] for c in through}))
+        lines.append(f"    but {len(through)} change(s) go through an API served from {primary} "
+                     f"({names}, global): they cannot be made while {primary} is down "
+                     "(make converge then leaves dns-failover for later)")
     return lines
 
 
@@ -498,7 +505,7 @@ def _changes_json(plan: Plan) -> dict[str, Any] | None:
         "layers": {
             layer: [
                 {"action": c.action, "type": c.type, "name": c.name, "urn": c.urn,
-                 "region": c.region,
+                 "region": c.region, "apiRegion": c.api_region,
                  "properties": {key: {"before": mask(was, plan.secrets, key),
                                       "after": mask(now, plan.secrets, key)}
                                 for key, (was, now) in sorted(c.properties.items())}}

@@ -222,18 +222,23 @@ def test_the_command_fails_on_bad_config_naming_the_key(tmp_path, args, key):
 # ---------------------------------------------------------------------------- config changes
 
 PROMOTED = "secondary-db/replicaPromoted=true"
+# The converge is checked for a us-east-1 primary (Route 53's API lives there too) and for
+# this module's pair of other regions.
+REGION_PAIRS = [("us-east-1", "us-west-2"), (PRIMARY, SECONDARY)]
 
 
-@pytest.fixture(scope="module")
-def converge(tmp_path_factory) -> tuple[int, str, dict]:
+@pytest.fixture(scope="module", params=REGION_PAIRS, ids=lambda pair: f"{pair[0]}->{pair[1]}")
+def converge(request, tmp_path_factory) -> tuple[str, str, int, str, dict]:
     """`make plan` as an operator runs it before converging the layers after a failover."""
+    primary, secondary = request.param
     out_dir = tmp_path_factory.mktemp("converge")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = plan_module.main(["--suffix", SUFFIX, "--primary-region", PRIMARY,
-                                 "--secondary-region", SECONDARY, "--config", PROMOTED,
+        code = plan_module.main(["--suffix", SUFFIX, "--primary-region", primary,
+                                 "--secondary-region", secondary, "--config", PROMOTED,
                                  "--out-dir", str(out_dir)])
-    return code, printed.getvalue(), json.loads((out_dir / f"plan-{SUFFIX}.json").read_text())
+    return (primary, secondary, code, printed.getvalue(),
+            json.loads((out_dir / f"plan-{SUFFIX}.json").read_text()))
 
 
 def _by_urn(doc: dict, layer: str) -> dict[str, dict]:
@@ -241,11 +246,11 @@ def _by_urn(doc: dict, layer: str) -> dict[str, dict]:
 
 
 def test_a_config_change_is_compared_with_the_plan_without_it(converge):
-    code, printed, doc = converge
+    primary, secondary, code, printed, doc = converge
     assert code == plan_module.EXIT_OK and printed.rstrip().endswith("PLAN OK")
     changes = doc["changesAgainstBaseline"]
-    assert changes["baselineConfig"] == {"environmentSuffix": SUFFIX, "aws:region": PRIMARY,
-                                         "secondaryRegion": SECONDARY}
+    assert changes["baselineConfig"] == {"environmentSuffix": SUFFIX, "aws:region": primary,
+                                         "secondaryRegion": secondary}
     assert list(changes["layers"]) == list(LAYERS)
     # The layers below the replica do not read it: nothing of theirs changes.
     assert changes["layers"]["network"] == [] and changes["layers"]["primary-db"] == []
@@ -253,25 +258,28 @@ def test_a_config_change_is_compared_with_the_plan_without_it(converge):
 
 def test_converging_after_a_failover_changes_the_replica_in_place_and_nothing_in_the_primary_region(
         converge):
-    _, printed, doc = converge
+    primary, secondary, _, printed, doc = converge
     changes = doc["changesAgainstBaseline"]["layers"]
     exports = {layer: doc["layers"][layer]["exports"] for layer in LAYERS}
     resources = _by_urn(doc, "secondary-db")
 
-    secondary = {(c["action"], c["type"]): c for c in changes["secondary-db"]}
-    assert set(secondary) == {("updated", rules.RDS_INSTANCE),
-                              ("deleted", "aws:cloudwatch/metricAlarm:MetricAlarm")}
-    instance = secondary[("updated", rules.RDS_INSTANCE)]
+    secondary_db = {(c["action"], c["type"]): c for c in changes["secondary-db"]}
+    assert set(secondary_db) == {("updated", rules.RDS_INSTANCE),
+                                 ("deleted", "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    instance = secondary_db[("updated", rules.RDS_INSTANCE)]
     assert resources[instance["urn"]]["inputs"]["identifier"] == exports["secondary-db"][
         "replicaInstanceIdentifier"]
     props = instance["properties"]
+    # Dropping the source is the promotion (pulumi-aws rds.Instance docs); retention and a
+    # backup window are what a standalone instance gets, nothing else of it changes.
+    assert set(props) == {"replicateSourceDb", "backupRetentionPeriod", "backupWindow"}
     assert props["replicateSourceDb"] == {"before": exports["primary-db"]["primaryDbInstanceArn"],
                                           "after": None}
     assert props["backupRetentionPeriod"]["before"] == 0
     assert props["backupRetentionPeriod"]["after"] == exports["secondary-db"][
         "replicaBackupRetentionDaysAfterPromotion"] > 0
     # The lag alarm goes: a standalone instance has no replication to lag behind.
-    lag = secondary[("deleted", "aws:cloudwatch/metricAlarm:MetricAlarm")]
+    lag = secondary_db[("deleted", "aws:cloudwatch/metricAlarm:MetricAlarm")]
     assert "lag" in lag["name"]
 
     # The writer record's PRIMARY member now names the promoted replica.
@@ -284,10 +292,23 @@ def test_converging_after_a_failover_changes_the_replica_in_place_and_nothing_in
                                                 "after": [exports["secondary-db"]["replicaAddress"]]}}
 
     everything = [c for layer in changes.values() for c in layer]
-    assert {c["region"] for c in everything} == {SECONDARY}, everything
-    assert f"primary region {PRIMARY}: untouched" in printed
-    assert f"~ {rules.RDS_INSTANCE} {instance['name']} [{SECONDARY}]" in printed
-    assert f"- aws:cloudwatch/metricAlarm:MetricAlarm {lag['name']} [{SECONDARY}]" in printed
+    assert {c["region"] for c in everything} == {secondary}, everything
+    assert f"primary region {primary}: untouched" in printed
+    assert f"~ {rules.RDS_INSTANCE} {instance['name']} [{secondary}]" in printed
+    assert f"- aws:cloudwatch/metricAlarm:MetricAlarm {lag['name']} [{secondary}]" in printed
+
+
+def test_the_writer_record_is_changed_through_route53_s_api_in_us_east_1(converge):
+    primary, secondary, _, printed, doc = converge
+    [writer] = doc["changesAgainstBaseline"]["layers"]["dns-failover"]
+    assert (writer["region"], writer["apiRegion"]) == (secondary, "us-east-1")
+    assert f"[{secondary}; API in us-east-1]" in printed
+    # Only a us-east-1 primary's outage takes that API with it: then the plan says so.
+    warning = f"go through an API served from {primary} (route53, global)"
+    assert (warning in printed) is (primary == "us-east-1")
+    others = [c for layer in doc["changesAgainstBaseline"]["layers"].values() for c in layer
+              if c is not writer]
+    assert {c["apiRegion"] for c in others} == {secondary}
 
 
 def test_the_comparison_reports_a_change_in_the_primary_region():
@@ -299,6 +320,20 @@ def test_the_comparison_reports_a_change_in_the_primary_region():
     assert vpc.properties["cidrBlock"] == ("10.10.0.0/16", "10.30.0.0/16")
     assert f"primary region {PRIMARY}: {sum(c.region == PRIMARY for c in plan.changes['network'])} " \
            "change(s)" in plan_module.render(plan)
+
+
+def test_a_converge_layer_override_that_touches_the_primary_region_is_reported_there():
+    # The canary alarm and its health check's alarm settings live with the primary: an
+    # operator who also changed them on the outage day would touch the dead region.
+    config = plan_module.base_config(SUFFIX, PRIMARY, SECONDARY, {})
+    plan = plan_module.build_plan(
+        config, baseline=config,
+        layer_config={"secondary-db": {"replicaPromoted": True},
+                      "dns-failover": {"alarmEvaluationPeriods": 4}})
+    in_primary = [c for c in plan.changes["dns-failover"] if c.region == PRIMARY]
+    assert in_primary and all(c.action == "updated" for c in in_primary)
+    assert "aws:cloudwatch/metricAlarm:MetricAlarm" in {c.type for c in in_primary}
+    assert f"primary region {PRIMARY}: {len(in_primary)} change(s)" in plan_module.render(plan)
 
 
 def test_without_overrides_there_is_no_baseline(plan, plan_doc):
