@@ -255,7 +255,9 @@ class EmulatorCorrections:
 
     def client(self, service: str, region: str,
                factory: Callable[[str, str], Any] | None = None) -> Any:
-        made = (factory or (lambda s, r: _SESSION.client(s, region_name=r)))(service, region)
+        # boto3's default session, made when first asked: a session made at import time
+        # misses what an emulator started later hooks into botocore (moto's mock_aws).
+        made = (factory or (lambda s, r: boto3.client(s, region_name=r)))(service, region)
         self.hook(made)
         return made
 
