@@ -91,3 +91,14 @@ def regions_touched(changes: Mapping[str, list[ResourceChange]]) -> dict[str | N
         for change in layer_changes:
             counts[change.region] = counts.get(change.region, 0) + 1
     return counts
+
+
+# Global services whose API (control plane) AWS serves from us-east-1 alone, whatever region
+# the provider names: a change of these waits while us-east-1 is down (FIELD-NOTES 25).
+GLOBAL_CONTROL_PLANES = {"aws:route53/": "Route 53", "aws:iam/": "IAM"}
+
+
+def global_control_plane(resource_type: str) -> str | None:
+    """The global service (served from us-east-1) a change of ``resource_type`` calls, if any."""
+    return next((service for prefix, service in GLOBAL_CONTROL_PLANES.items()
+                 if resource_type.startswith(prefix)), None)

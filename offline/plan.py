@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offline.changes import MARKS, ResourceChange, diff_runs, regions_touched
+from offline.changes import MARKS, ResourceChange, diff_runs, global_control_plane, regions_touched
 from offline.harness import (
     CREATED,
     DELETED,
@@ -481,6 +481,13 @@ def _change_lines(plan: Plan) -> list[str]:
                                     or "nothing changes"))
     lines.append(f"  primary region {primary}: "
                  + (f"{touched[primary]} change(s)" if primary in touched else "untouched"))
+    global_changes = [(c, global_control_plane(c.type)) for layer_changes in changes.values()
+                      for c in layer_changes if global_control_plane(c.type)]
+    if global_changes:
+        services = sorted({service for _, service in global_changes})
+        lines.append(f"  global control planes (served from us-east-1 only): {len(global_changes)} "
+                     f"change(s) through {', '.join(services)}; they wait while us-east-1 is down "
+                     "(make converge then exits 3)")
     return lines
 
 
@@ -498,7 +505,7 @@ def _changes_json(plan: Plan) -> dict[str, Any] | None:
         "layers": {
             layer: [
                 {"action": c.action, "type": c.type, "name": c.name, "urn": c.urn,
-                 "region": c.region,
+                 "region": c.region, "globalControlPlane": global_control_plane(c.type),
                  "properties": {key: {"before": mask(was, plan.secrets, key),
                                       "after": mask(now, plan.secrets, key)}
                                 for key, (was, now) in sorted(c.properties.items())}}

@@ -286,6 +286,10 @@ def test_converging_after_a_failover_changes_the_replica_in_place_and_nothing_in
     everything = [c for layer in changes.values() for c in layer]
     assert {c["region"] for c in everything} == {SECONDARY}, everything
     assert f"primary region {PRIMARY}: untouched" in printed
+    # ...but the record change calls Route 53's API, which AWS serves from us-east-1 only.
+    assert writer["globalControlPlane"] == "Route 53"
+    assert {c["globalControlPlane"] for c in everything if c is not writer} == {None}
+    assert "global control planes (served from us-east-1 only): 1 change(s) through Route 53" in printed
     assert f"~ {rules.RDS_INSTANCE} {instance['name']} [{SECONDARY}]" in printed
     assert f"- aws:cloudwatch/metricAlarm:MetricAlarm {lag['name']} [{SECONDARY}]" in printed
 
