@@ -48,8 +48,10 @@ class ResourceChange:
     region: str | None
     # Changed property -> (baseline value, new value), as compared (assets by content).
     properties: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    # The region of the API endpoint the change goes through (us-east-1 for Route 53).
+    # The region of the API endpoint the change goes through (us-east-1 for Route 53), and
+    # the global service that endpoint belongs to, if it is one (Route 53, IAM).
     api_region: str | None = None
+    global_control_plane: str | None = None
 
 
 def _held_in_aws(record: ResourceRecord) -> bool:
@@ -91,24 +93,36 @@ def _change(action: str, record: ResourceRecord,
     region = record.target_region
     return ResourceChange(action=action, layer=record.layer, type=record.type, name=record.name,
                           urn=record.urn, region=region, properties=dict(properties or {}),
-                          api_region=api_region(record.type, region))
+                          api_region=api_region(record.type, region),
+                          global_control_plane=global_control_plane(record.type, region))
 
 
-def api_region(type_: str, region: str | None) -> str | None:
-    """The region of the endpoint a change of a ``type_`` resource of ``region`` goes to.
-
-    The pulumi-aws module of the type token names the AWS service for the global ones that
-    matter here (route53, iam); a regional service's module answers in ``region``.
-    """
-    if region is None or not type_.startswith("aws:"):
-        return region
-    return endpoint_region(type_.split(":")[1].split("/")[0], region)
+def _module(resource_type: str) -> str | None:
+    # The pulumi-aws module of a type token ("aws:route53/record:Record" -> "route53") is the
+    # AWS service's endpoint name for the global services (route53, iam).
+    return resource_type.split(":")[1].split("/")[0] if resource_type.startswith("aws:") else None
 
 
-def through_region(changes: Mapping[str, list[ResourceChange]], region: str) -> list[ResourceChange]:
-    """The changes whose resource lives elsewhere but whose API is served from ``region``."""
-    return [c for layer_changes in changes.values() for c in layer_changes
-            if c.region != region and c.api_region == region]
+def api_region(resource_type: str, region: str | None) -> str | None:
+    """The region of the endpoint a change of a ``resource_type`` resource of ``region`` goes
+    to: ``region`` itself, except for a global service (``endpoint_region``)."""
+    module = _module(resource_type)
+    return region if region is None or module is None else endpoint_region(module, region)
+
+
+# How the report names the global services (FIELD-NOTES 25: their control planes live in
+# one region of the partition, us-east-1 in the commercial one, us-gov-west-1 in GovCloud).
+GLOBAL_CONTROL_PLANES = {"route53": "Route 53", "iam": "IAM"}
+
+
+def global_control_plane(resource_type: str, region: str | None = None) -> str | None:
+    """The global service a change of ``resource_type`` calls (one API endpoint per
+    partition, whatever region its provider names), if any."""
+    module = _module(resource_type)
+    probe = region or "us-west-2"
+    if module is None or endpoint_region(module, probe) == probe:
+        return None
+    return GLOBAL_CONTROL_PLANES.get(module, module)
 
 
 def regions_touched(changes: Mapping[str, list[ResourceChange]]) -> dict[str | None, int]:
@@ -118,3 +132,5 @@ def regions_touched(changes: Mapping[str, list[ResourceChange]]) -> dict[str | N
         for change in layer_changes:
             counts[change.region] = counts.get(change.region, 0) + 1
     return counts
+
+

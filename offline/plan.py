@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offline.changes import MARKS, ResourceChange, diff_runs, regions_touched, through_region
+from offline.changes import MARKS, ResourceChange, diff_runs, regions_touched
 from offline.harness import (
     CREATED,
     DELETED,
@@ -482,12 +482,14 @@ def _change_lines(plan: Plan) -> list[str]:
                                     or "nothing changes"))
     lines.append(f"  primary region {primary}: "
                  + (f"{touched[primary]} change(s)" if primary in touched else "untouched"))
-    through = through_region(changes, primary)
-    if through:
-        names = ", ".join(sorted({c.type.split(":")[1].split("/")[0] for c in through}))
-        lines.append(f"    but {len(through)} change(s) go through an API served from {primary} "
-                     f"({names}, global): they cannot be made while {primary} is down "
-                     "(make converge then leaves dns-failover for later)")
+    global_changes = [c for layer_changes in changes.values() for c in layer_changes
+                      if c.global_control_plane]
+    if global_changes:
+        services = sorted({str(c.global_control_plane) for c in global_changes})
+        homes = " and ".join(sorted({str(c.api_region) for c in global_changes}))
+        lines.append(f"  global control planes (served from {homes} only): {len(global_changes)} "
+                     f"change(s) through {', '.join(services)}; they wait while {homes} is down "
+                     "(make converge then exits 3)")
     return lines
 
 
@@ -506,6 +508,7 @@ def _changes_json(plan: Plan) -> dict[str, Any] | None:
             layer: [
                 {"action": c.action, "type": c.type, "name": c.name, "urn": c.urn,
                  "region": c.region, "apiRegion": c.api_region,
+                 "globalControlPlane": c.global_control_plane,
                  "properties": {key: {"before": mask(was, plan.secrets, key),
                                       "after": mask(now, plan.secrets, key)}
                                 for key, (was, now) in sorted(c.properties.items())}}

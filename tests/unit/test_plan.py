@@ -299,16 +299,30 @@ def test_converging_after_a_failover_changes_the_replica_in_place_and_nothing_in
 
 
 def test_the_writer_record_is_changed_through_route53_s_api_in_us_east_1(converge):
-    primary, secondary, _, printed, doc = converge
+    # The record's provider is the secondary region's, but AWS serves Route 53's API from
+    # us-east-1 alone: the plan names the change a global control-plane call, whatever the
+    # primary region (a us-east-1 outage takes it down either way).
+    _, secondary, _, printed, doc = converge
+    everything = [c for layer in doc["changesAgainstBaseline"]["layers"].values() for c in layer]
     [writer] = doc["changesAgainstBaseline"]["layers"]["dns-failover"]
     assert (writer["region"], writer["apiRegion"]) == (secondary, "us-east-1")
+    assert writer["globalControlPlane"] == "Route 53"
     assert f"[{secondary}; API in us-east-1]" in printed
-    # Only a us-east-1 primary's outage takes that API with it: then the plan says so.
-    warning = f"go through an API served from {primary} (route53, global)"
-    assert (warning in printed) is (primary == "us-east-1")
-    others = [c for layer in doc["changesAgainstBaseline"]["layers"].values() for c in layer
-              if c is not writer]
+    assert ("global control planes (served from us-east-1 only): 1 change(s) through Route 53; "
+            "they wait while us-east-1 is down") in printed
+    others = [c for c in everything if c is not writer]
     assert {c["apiRegion"] for c in others} == {secondary}
+    assert {c["globalControlPlane"] for c in others} == {None}
+
+
+def test_govcloud_s_global_control_plane_is_its_own():
+    from offline.changes import api_region, global_control_plane
+
+    assert api_region("aws:route53/record:Record", "us-gov-east-1") == "us-gov-west-1"
+    assert global_control_plane("aws:route53/record:Record", "us-gov-east-1") == "Route 53"
+    assert global_control_plane("aws:iam/policy:Policy", "eu-west-1") == "IAM"
+    assert global_control_plane("aws:rds/instance:Instance", "us-east-1") is None
+    assert api_region("aws:rds/instance:Instance", "us-gov-east-1") == "us-gov-east-1"
 
 
 def test_the_comparison_reports_a_change_in_the_primary_region():
