@@ -1989,14 +1989,42 @@ def _wait_change_insync(r53: Any, change_id: str, attempts: int = 60) -> None:
     raise RuntimeError(f"Route 53 change {change_id} is not INSYNC after {attempts} polls")
 
 
-def _read_record_set(r53: Any, zone_id: str, record_set: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The provider's read: the zone, then the set by name, type and set identifier."""
+def _find_record_set(r53: Any, zone_id: str, record_set: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The provider's read (findResourceRecordSetByFourPartKey): the zone, then the set by
+    name, type and set identifier; None when Route 53 has no such set."""
     r53.get_hosted_zone(Id=zone_id)
     found = [rs for rs in r53.list_resource_record_sets(
         HostedZoneId=zone_id, StartRecordName=record_set["Name"], StartRecordType=record_set["Type"],
         MaxItems="100" if record_set.get("SetIdentifier") else "1")["ResourceRecordSets"]
         if rs["Name"].rstrip(".").lower() == record_set["Name"] and rs["Type"] == record_set["Type"]
         and rs.get("SetIdentifier") == record_set.get("SetIdentifier")]
-    if not found:
+    return found[0] if found else None
+
+
+def _read_record_set(r53: Any, zone_id: str, record_set: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The read after a change: the set must be there."""
+    found = _find_record_set(r53, zone_id, record_set)
+    if found is None:
         raise RuntimeError(f"Route 53 has no record set {_record_id(zone_id, record_set)} after the update")
-    return found[0]
+    return found
+
+
+@reads("aws:route53/record:Record")
+def _read_record(b: MotoBackend, previous: ResourceRecord, region: str):
+    """resourceRecordRead, as a refresh runs it: the set by zone, name, type and set
+    identifier (a missing set leaves the state, None); the refreshed inputs take its values
+    and TTL from Route 53, so a change made outside Pulumi (RUNBOOK.md section 3, the
+    switchover's UPSERT) is what the next update compares the program with."""
+    r53 = b.client("route53", region)
+    old = plain(previous.inputs)
+    zone_id = _zone_id(old["zoneId"])
+    fqdn = _record_name(old["name"], r53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"])
+    found = _find_record_set(r53, zone_id, _record_set(old, fqdn))
+    if found is None:
+        return None
+    inputs = dict(previous.inputs)
+    if found.get("ResourceRecords"):
+        inputs["records"] = [value["Value"] for value in found["ResourceRecords"]]
+    if "TTL" in found:
+        inputs["ttl"] = found["TTL"]
+    return inputs, dict(previous.outputs)

@@ -21,7 +21,7 @@ the rest of that day on the same deployment:
    snapshotted and deleted, a replica of the new primary is built in the old region,
    switched over to (promotion, both writer members UPSERTed), adopted by the primary-db
    layer, the secondary region's replica rebuilt through secondary-db, the ledger cleared,
-   and dns-failover updated with the refresh of its records. What the emulator cannot
+   and dns-failover updated with REFRESH=1 (the refresh reads the records back). What the emulator cannot
    play is listed in ``not_rehearsed``.
 
 Each step is recorded with what it checked; the rehearsal then tears the deployment down.
@@ -37,14 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from offline.converge import EXIT_OK, EXIT_PARTIAL, converge, route53_control_plane_answers
-from offline.emulator import EmulatorCorrections
+from offline.emulator import EmulatorCorrections, endpoint_region
 from offline.harness import (
     CREATED,
     DELETED,
     SKIPPED,
     UPDATED,
     LayerRun,
-    ResourceRecord,
     refreshes_on_update,
     run_layer,
     state_export,
@@ -63,7 +62,6 @@ from shared.contract import (
 from shared.naming import Namer
 
 INSTANCE = "aws:rds/instance:Instance"
-RECORD = "aws:route53/record:Record"
 # The integration tests that check a deployment after a failover.
 AFTER_FAILOVER_MARKER = "after_failover"
 AFTER_FAILOVER_ENV = "RUN_AFTER_FAILOVER"
@@ -186,7 +184,9 @@ class OutageDay:
     def run(self) -> tuple[OutageDayResult, dict[str, LayerRun]]:
         common = load_common(DictSource(self.config, stack=self.stack))
         primary, secondary = common.primary_region, common.secondary_region
-        result = OutageDayResult(primary, route53_down=primary == "us-east-1")
+        # Route 53's API lives in one region of the partition (us-east-1 in the commercial one):
+        # refusing the primary region refuses it too when that is its home.
+        result = OutageDayResult(primary, route53_down=endpoint_region("route53", primary) == primary)
         corrections = EmulatorCorrections(promoted=self.promoted)
         self.backend.add_client_hook(corrections.hook)
         pulumi = HarnessPulumi(self.backend, self.config, self.stack, self.runs)
@@ -203,7 +203,7 @@ class OutageDay:
     def _during_the_outage(self, result: OutageDayResult, pulumi: HarnessPulumi,
                            corrections: EmulatorCorrections, primary: str, secondary: str) -> None:
         backend = self.backend
-        backend.refuse([primary], route53=result.route53_down)
+        backend.refuse([primary])
         refused_before = len(backend.refused)
         result.check("the primary region goes down", True,
                      f"every call to {primary}" + (" and to Route 53's control plane" if
@@ -265,14 +265,18 @@ class OutageDay:
                 f"keeping the forensic snapshot {snapshot}: the rehearsal deletes it so the "
                 "teardown can prove nothing is left")
 
-    def _writer_members(self, exports: Mapping[str, Any]) -> dict[str, str]:
-        """The writer record's members (set identifier -> value), from Route 53's API."""
+    def _writer_sets(self, exports: Mapping[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """The Route 53 client and the writer record's members, as Route 53 lists them."""
         route53 = self.backend.client("route53", exports[SecondaryDbOutputs.REGION])
         name = exports[FailoverOutputs.WRITER_NAME].rstrip(".") + "."
         sets = route53.list_resource_record_sets(HostedZoneId=exports[FailoverOutputs.ZONE_ID],
                                                  StartRecordName=name)["ResourceRecordSets"]
+        return route53, [s for s in sets if s["Name"] == name and s.get("SetIdentifier")]
+
+    def _writer_members(self, exports: Mapping[str, Any]) -> dict[str, str]:
+        """The writer record's members (set identifier -> value), from Route 53's API."""
         return {s["SetIdentifier"]: s["ResourceRecords"][0]["Value"]
-                for s in sets if s["Name"] == name and s.get("SetIdentifier")}
+                for s in self._writer_sets(exports)[1]}
 
     def _delete_snapshot(self, snapshot: str, region: str) -> None:
         rds = self.backend.client("rds", region)
@@ -367,8 +371,7 @@ class OutageDay:
                      f"from {replica.get('ReadReplicaSourceDBInstanceIdentifier')}")
 
         # 6. dns-failover with REFRESH=1: the refresh reads the records step 3 changed.
-        refreshed = self._refresh_records(pulumi.runs["dns-failover"], secondary)
-        final = pulumi.up("dns-failover", previous=refreshed)
+        final = pulumi.up("dns-failover", refresh=True)
         exports = {k: v for run in pulumi.runs.values() for k, v in run.exports.items()}
         members = self._writer_members(exports)
         changed = sorted(r.name for r in final.resources if final.changes.get(r.urn) == UPDATED)
@@ -385,15 +388,11 @@ class OutageDay:
     def _upsert_writer_members(self, exports: Mapping[str, Any], address: str) -> None:
         """RUNBOOK 3 step 3: both members to ``address``, each keeping its set identifier,
         failover role, TTL and health check exactly as Route 53 lists them."""
-        route53 = self.backend.client("route53", exports[SecondaryDbOutputs.REGION])
-        name = exports[FailoverOutputs.WRITER_NAME].rstrip(".") + "."
-        zone = exports[FailoverOutputs.ZONE_ID]
-        sets = [s for s in route53.list_resource_record_sets(
-            HostedZoneId=zone, StartRecordName=name)["ResourceRecordSets"]
-            if s["Name"] == name and s.get("SetIdentifier")]
-        route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
-            {"Action": "UPSERT", "ResourceRecordSet": {**s, "ResourceRecords": [{"Value": address}]}}
-            for s in sets]})
+        route53, sets = self._writer_sets(exports)
+        changes = [{"Action": "UPSERT", "ResourceRecordSet": {**s, "ResourceRecords": [{"Value": address}]}}
+                   for s in sets]
+        route53.change_resource_record_sets(HostedZoneId=exports[FailoverOutputs.ZONE_ID],
+                                            ChangeBatch={"Changes": changes})
 
     def _destroy_with_dependents(self, run: LayerRun, urn: str) -> set[str]:
         """`pulumi destroy --target <urn> --target-dependents`: the resource and everything
@@ -410,20 +409,3 @@ class OutageDay:
             if record.custom:
                 self.backend.delete(record)
         return doomed
-
-    def _refresh_records(self, run: LayerRun, region: str) -> LayerRun:
-        """The refresh of ``REFRESH=1`` for the layer's records: their values as Route 53 holds
-        them now (step 3 changed the writer's outside Pulumi)."""
-        route53 = self.backend.client("route53", region)
-        refreshed: list[ResourceRecord] = []
-        for record in run.resources:
-            if record.type == RECORD:
-                name = str(record.inputs["name"]).rstrip(".") + "."
-                found = [s for s in route53.list_resource_record_sets(
-                    HostedZoneId=record.inputs["zoneId"], StartRecordName=name)["ResourceRecordSets"]
-                    if s["Name"] == name and s.get("SetIdentifier") == record.inputs.get("setIdentifier")]
-                if found and found[0].get("ResourceRecords"):
-                    values = [v["Value"] for v in found[0]["ResourceRecords"]]
-                    record = replace(record, inputs=dict(record.inputs, records=values))
-            refreshed.append(record)
-        return replace(run, resources=refreshed)
